@@ -1,0 +1,58 @@
+/**
+ * `npx lens <command> [options]`: one entry point for every job. Each command
+ * lives in its own file under src/cli/ and is loaded only when called, so
+ * `lens generate` does not start a tfjs backend.
+ */
+
+/** A command: parses its own argv, returns the process exit code. */
+export type Command = (argv: string[]) => Promise<number>;
+
+interface CommandEntry {
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+const COMMANDS: Record<string, CommandEntry> = {
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+  return `usage: lens <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n'lens <command> --help' for a command's options.`;
+}
+
+/** Thrown for bad command-line input: printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    console.error(`lens: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const run = await entry.load();
+    return await run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`lens ${name}: ${e.message}`);
+      return 2;
+    }
+    // Data, config and backend errors name the file / field; show the message, not a stack.
+    const err = e as Error;
+    console.error(`lens ${name}: ${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`);
+    if (process.env.LENS_DEBUG) console.error(err.stack);
+    return 1;
+  }
+}
+
+// Run directly (`tsx src/cli/main.ts ...`, as `npm start` does).
+if (process.argv[1] && /[\\/]src[\\/]cli[\\/]main\.ts$/.test(process.argv[1])) {
+  process.exitCode = await main(process.argv.slice(2));
+}
