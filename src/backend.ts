@@ -8,6 +8,8 @@
  * returned so every run can record it.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradients; the union package would. Training needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
 export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -108,7 +110,7 @@ let current: Promise<BackendInfo> | null = null;
  * @param opts.name overrides `LENS_BACKEND`; `opts.quiet` suppresses the one-line report.
  */
 export function initBackend(opts: { name?: string; quiet?: boolean } = {}): Promise<BackendInfo> {
-  current ??= start(opts.name ?? process.env.LENS_BACKEND, opts.quiet ?? false);
+  current ??= startBackend(opts.name ?? process.env.LENS_BACKEND, opts.quiet ?? false);
   return current;
 }
 
@@ -118,7 +120,8 @@ export async function backendInfo(): Promise<BackendInfo> {
   return current;
 }
 
-async function start(requested: string | undefined, quiet: boolean): Promise<BackendInfo> {
+/** Starts a backend without the once-per-process cache (initBackend is the normal entry). */
+export async function startBackend(requested: string | undefined, quiet = true): Promise<BackendInfo> {
   const skipped: Record<string, string> = {};
   let candidates: readonly BackendName[] = BACKEND_NAMES;
   let chosenBy = 'auto';
