@@ -8,8 +8,12 @@
  * returned so every run can record it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradients; the union package would. Training needs them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
+// Gradients: tfjs-core's Node bundle registers none, and its ESM
+// register_all_gradients cannot load under Node (extensionless imports). The union
+// package's Node bundle registers them all into tfjs-core's global registry, the one
+// every copy shares. Everything that trains starts a backend first, so this is the
+// one place that needs it.
+import '@tensorflow/tfjs';
 
 export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -48,6 +52,7 @@ async function importOptional(pkg: string): Promise<unknown> {
 }
 
 async function activate(tfName: string): Promise<void> {
+  tf.env().set('PROD', true); // no "install tfjs-node" banner: this project chooses its backend on purpose
   const ok = await tf.setBackend(tfName);
   if (!ok || tf.getBackend() !== tfName) {
     throw new BackendError(`tfjs backend '${tfName}' is registered but failed to initialise`);

@@ -9,8 +9,6 @@
  * - loss = -(surrogate - beta * KL), token mean per sequence, then batch mean.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradients; the union package would. Training needs them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
 /** The advantage normaliser's epsilon (TRL, official LENS code). */
 export const ADVANTAGE_EPS = 1e-4;
