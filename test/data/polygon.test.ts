@@ -9,19 +9,19 @@ describe('COCO polygons (pycocotools rleFrPoly)', () => {
     // Column crossings at scaled u = 3, 8, 13 (top edge, y -> 0) and u = 12, 7, 2 (bottom
     // edge, y -> ceil(2.6) = 3): boundary indices 0,5,10 and 3,8,13 (x*h + y), plus h*w = 25.
     expect(polygonToCounts([0, 0, 3, 0, 3, 3, 0, 3], 5, 5)).toEqual([0, 3, 2, 3, 2, 3, 12]);
-    expect(rows(rasterizePolygons([[0, 0, 3, 0, 3, 3, 0, 3]], 5, 5), 5, 5)).toEqual(['11100', '11100', '11100', '00000', '00000']);
+    expect(rows(rasterizePolygons([[0, 0, 3, 0, 3, 3, 0, 3]], 5, 5, 't'), 5, 5)).toEqual(['11100', '11100', '11100', '00000', '00000']);
   });
 
   it('sets exactly the pixels whose centres lie inside (triangle x + y < 4.2)', () => {
     // centres (x+.5, y+.5) inside x + y + 1 < 4.2  <=>  x + y <= 3
-    const m = rasterizePolygons([[0, 0, 4.2, 0, 0, 4.2]], 6, 6);
+    const m = rasterizePolygons([[0, 0, 4.2, 0, 0, 4.2]], 6, 6, 't');
     expect(rows(m, 6, 6)).toEqual(['111100', '111000', '110000', '100000', '000000', '000000']);
   });
 
   it('clips polygons that leave the image and unites several polygons', () => {
-    expect(rows(rasterizePolygons([[-2, -2, 3, -2, 3, 3, -2, 3]], 5, 5), 5, 5)).toEqual(['11100', '11100', '11100', '00000', '00000']);
-    expect(rows(rasterizePolygons([[2, 1, 9, 1, 9, 9, 2, 9]], 6, 6), 6, 6)).toEqual(['000000', '001111', '001111', '001111', '001111', '001111']);
-    const two = rasterizePolygons([[0, 0, 1, 0, 1, 1, 0, 1], [3, 3, 4, 3, 4, 4, 3, 4]], 4, 4);
+    expect(rows(rasterizePolygons([[-2, -2, 3, -2, 3, 3, -2, 3]], 5, 5, 't'), 5, 5)).toEqual(['11100', '11100', '11100', '00000', '00000']);
+    expect(rows(rasterizePolygons([[2, 1, 9, 1, 9, 9, 2, 9]], 6, 6, 't'), 6, 6)).toEqual(['000000', '001111', '001111', '001111', '001111', '001111']);
+    const two = rasterizePolygons([[0, 0, 1, 0, 1, 1, 0, 1], [3, 3, 4, 3, 4, 4, 3, 4]], 4, 4, 't');
     expect(rows(two, 4, 4)).toEqual(['1000', '0000', '0000', '0001']);
   });
 
