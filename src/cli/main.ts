@@ -13,6 +13,7 @@ interface CommandEntry {
 }
 
 const COMMANDS: Record<string, CommandEntry> = {
+  evaluate: { summary: 'score a predictions file on a split (gIoU, cIoU, box Acc@0.5)', load: async () => (await import('./evaluate')).run },
 };
 
 function usage(): string {
