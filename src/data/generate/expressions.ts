@@ -511,12 +511,14 @@ const FAMILY_TEMPLATES: Record<GenFamily, WeightedTemplate[]> = {
     { template: longPosition, weight: 2 },
   ],
   reasonseg: [
+    // Corner and counting questions are rarely unambiguous in a scene, so they get
+    // more weight whenever they are.
     { template: knowledgeColour, weight: 2 },
     { template: knowledgeCategory, weight: 2 },
-    { template: corners, weight: 2 },
+    { template: corners, weight: 6 },
     { template: ordinal, weight: 2 },
-    { template: counting, weight: 2 },
-    { template: comparison, weight: 1.5 },
+    { template: counting, weight: 6 },
+    { template: comparison, weight: 2 },
     { template: reasonRelations, weight: 2 },
   ],
 };
