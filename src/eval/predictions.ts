@@ -9,7 +9,7 @@
  * mask (and a missed box when boxes are scored).
  */
 import { readFileSync } from 'node:fs';
-import { decodeRle } from '../data/formats/rle';
+import { decodeRle, encodeRle } from '../data/formats/rle';
 import type { CocoRle, RefDataset, RefSample } from '../data/types';
 import { MetricAccumulator, type Box, type MetricResult } from './metrics';
 
@@ -136,4 +136,24 @@ export function scorePredictions(ds: RefDataset, preds: Prediction[], predPath: 
     });
   }
   return { ...acc.result(), missing };
+}
+
+/**
+ * One predictions-file entry for a sample (the inverse of `readPredictions`): keyed by
+ * sample_id, mask row-major 0/1 [height*width] encoded as compressed RLE.
+ */
+export function predictionEntry(
+  sample: RefSample,
+  mask: Uint8Array,
+  extras: { bbox?: Box | null; formatValid?: boolean } = {},
+): { sample_id: string; segmentation: CocoRle; bbox?: Box; format_valid?: boolean } {
+  if (mask.length !== sample.height * sample.width) {
+    throw new Error(`predictionEntry(${sample.id}): mask has ${mask.length} pixels, the image is ${sample.height}x${sample.width}`);
+  }
+  return {
+    sample_id: sample.id,
+    segmentation: encodeRle(mask, sample.height, sample.width),
+    ...(extras.bbox ? { bbox: extras.bbox } : {}),
+    ...(extras.formatValid !== undefined ? { format_valid: extras.formatValid } : {}),
+  };
 }

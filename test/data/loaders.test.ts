@@ -209,3 +209,46 @@ describe('bad input: clear errors naming the file and field', () => {
     await expect(loadSplit(root2, 'refcoco', 'val')).rejects.toThrow(/refs\(unc\)\.p refs\[0\]\.ann_id: annotation 101 is not in/);
   });
 });
+
+describe('writers -> loaders round trip (the path generated data takes)', () => {
+  it('a LISA-layout root written with writePickle / encodeRle / writePng loads back exactly', async () => {
+    const { encodeRle } = await import('../../src/data/formats/rle');
+    const { writePickle } = await import('../../src/data/formats/pickle');
+    const root = join(tmp, 'written');
+    const h = 6;
+    const w = 7;
+    const m = new Uint8Array(h * w);
+    for (const p of [8, 9, 15, 16, 30]) m[p] = 1;
+    await writePng(join(root, 'refer_seg/images/mscoco/images/train2014/x.png'), new Uint8Array(h * w * 3).fill(9), h, w);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(root, 'refer_seg/refcoco+'), { recursive: true });
+    writeFileSync(
+      join(root, 'refer_seg/refcoco+/instances.json'),
+      JSON.stringify({
+        images: [{ id: 5, file_name: 'x.png', height: h, width: w }],
+        annotations: [{ id: 50, image_id: 5, category_id: 3, segmentation: encodeRle(m, h, w), area: 5, bbox: [1, 1, 2, 3], iscrowd: 0 }],
+        categories: [{ id: 3, name: 'star', supercategory: 'shape' }],
+      }),
+    );
+    writeFileSync(
+      join(root, 'refer_seg/refcoco+/refs(unc).p'),
+      writePickle([{ ref_id: 9, ann_id: 50, image_id: 5, split: 'testB', category_id: 3, sent_ids: [0], file_name: 'x.png',
+        sentences: [{ sent: 'the green star', raw: 'The green star', tokens: ['the', 'green', 'star'], sent_id: 0, reasoning: 'Green and star-shaped.' }] }]),
+    );
+    const ds = await loadSplit(root, 'refcoco+', 'testB');
+    expect(ds.samples).toHaveLength(1);
+    const s = ds.samples[0]!;
+    expect([s.id, s.sentence, s.label, s.reasoning]).toEqual(['refcoco+/testB/9/0', 'the green star', 'star', 'Green and star-shaped.']);
+    expect(s.mask()).toEqual(m);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/python3'))('python3 reads writePickle output back to the same data', async () => {
+    const { writePickle } = await import('../../src/data/formats/pickle');
+    const { execFileSync } = await import('node:child_process');
+    const value = [{ ref_id: 1, big: 2n ** 40n, neg: -70000, f: 0.25, s: 'naïve ✓', ok: false, none: null, nested: [[1, 2], []] }];
+    const p = join(tmp, 'w.p');
+    writeFileSync(p, writePickle(value));
+    const out = execFileSync('/usr/bin/python3', ['-c', 'import pickle,json,sys; print(json.dumps(pickle.load(open(sys.argv[1],"rb")), ensure_ascii=False))', p], { encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual([{ ...value[0], big: 2 ** 40 }]);
+  });
+});

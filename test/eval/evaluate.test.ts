@@ -6,6 +6,7 @@ import { run } from '../../src/cli/evaluate';
 import { main } from '../../src/cli/main';
 import { encodeRle } from '../../src/data/formats/rle';
 import { loadSplit } from '../../src/data/index';
+import { predictionEntry } from '../../src/eval/predictions';
 
 const FIX = resolve('test/fixtures/lisa-mini');
 const tmp = mkdtempSync(join(tmpdir(), 'lens-evaluate-'));
@@ -114,6 +115,16 @@ describe('lens evaluate', () => {
       { ref_id: 0, sent_idx: 1, segmentation: { size: [8, 8], counts: 'T1' } },
     ])).toMatch(/\[1\] \(ref_id 0 sent_idx 1\): sample refcoco\/val\/0\/1 already has a prediction \(.*\[0\]\)/);
     expect(await bad([{ segmentation: { size: [8, 8], counts: 'T1' } }])).toMatch(/\[0\]: expected "ref_id" or "sample_id"/);
+  });
+
+  it('predictionEntry writes entries that lens evaluate reads back (ground truth scores 1)', async () => {
+    const ds = await loadSplit(FIX, 'refcoco', 'testA');
+    const s = ds.samples[0]!;
+    const entry = predictionEntry(s, s.mask(), { bbox: s.bbox, formatValid: false });
+    expect(entry.sample_id).toBe('refcoco/testA/1/0');
+    const m = JSON.parse((await evaluate(['--data', FIX, '--split', 'refcoco/testA', '--pred', predFile([entry])])).out);
+    expect(m).toEqual({ giou: expect.closeTo(4 / (4 + 1e-5), 12), ciou: expect.closeTo(1, 9), n: 1, box_acc50: 1, format_rate: 0 });
+    expect(() => predictionEntry(s, new Uint8Array(3))).toThrow('predictionEntry(refcoco/testA/1/0): mask has 3 pixels, the image is 8x8');
   });
 
   it('--help prints the usage and exits 0', async () => {
