@@ -4,8 +4,8 @@
  */
 export { DEFAULT_GENERATE_CONFIGS, REASON_SPLITS, REFER_SPLITS, SCALES, resolveGenerateConfig } from './config';
 export type { GenerateConfig, ReasonSplit, ReferSplit, Scale } from './config';
-export { renderScene, sampleScene, insideShape, rasterizeObject, maskStats } from './scene';
-export type { Scene, SceneObject, SceneRequirements, SizeClass } from './scene';
+export { composeScene, renderScene, sampleScene, insideShape, rasterizeObject, maskStats } from './scene';
+export type { ObjectSpec, Scene, SceneObject, SceneRequirements, SizeClass } from './scene';
 export { identifies, resolve, attrTruth, relationTruth, regionName, MARGINS } from './semantics';
 export type { Attr, Expr, Relation, RelKind, Resolution, Select, Truth } from './semantics';
 export { describe, tokenize, targetLabel, GEN_FAMILIES } from './expressions';

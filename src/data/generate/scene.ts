@@ -247,6 +247,30 @@ export function sampleObjects(rng: Rng, size: number, req: SceneRequirements): S
   return objects;
 }
 
+/** What `composeScene` needs of one object (hand-built scenes: tests, examples). */
+export interface ObjectSpec {
+  category: CategoryName;
+  colour: string;
+  sizeClass: SizeClass;
+  cx: number;
+  cy: number;
+  r: number;
+}
+
+/** A scene from explicit objects, in drawing order (first = bottom); masks and statistics computed. */
+export function composeScene(size: number, specs: ObjectSpec[]): Scene {
+  const objects: SceneObject[] = specs.map((s, z) => {
+    colourInfo(s.colour); // throws on an unknown colour name
+    const full = rasterizeObject(s.category, s.cx, s.cy, s.r, size);
+    return {
+      ...s, z, supercategory: categoryInfo(s.category).supercategory, full, visible: full,
+      fullArea: maskStats(full, size).area, area: 0, bbox: [0, 0, 0, 0], centroid: [s.cx, s.cy],
+    };
+  });
+  updateVisibility(objects, size);
+  return { size, objects, background: '' };
+}
+
 /** Does the sampled object list meet the scene requirements? */
 function meets(objects: SceneObject[], req: SceneRequirements): boolean {
   const figs = objects.filter((o) => o.supercategory === 'figure').length;
