@@ -230,18 +230,29 @@ export function sampleObjects(rng: Rng, size: number, req: SceneRequirements): S
       const cx = rng.uniform(margin, size - margin);
       const cy = rng.uniform(margin, size - margin);
       const full = rasterizeObject(cat, cx, cy, r, size);
-      const fullArea = maskStats(full, size).area;
-      const o: SceneObject = {
+      // The new object goes on top: it stays whole and only removes pixels from the
+      // earlier ones, so checking their loss inside its box is enough.
+      const x0 = Math.max(0, Math.floor(cx - r - 1));
+      const x1 = Math.min(size - 1, Math.ceil(cx + r + 1));
+      const y0 = Math.max(0, Math.floor(cy - r - 1));
+      const y1 = Math.min(size - 1, Math.ceil(cy + r + 1));
+      const lost = objects.map((q) => {
+        let n = 0;
+        for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) if (full[y * size + x] === 1 && q.visible[y * size + x] === 1) n++;
+        return n;
+      });
+      if (!objects.every((q, i) => q.area - lost[i]! >= req.minVisibleFraction * q.fullArea)) continue;
+      objects.forEach((q, i) => {
+        if (lost[i] === 0) return;
+        for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) if (full[y * size + x] === 1) q.visible[y * size + x] = 0;
+        Object.assign(q, maskStats(q.visible, size));
+      });
+      const st = maskStats(full, size);
+      objects.push({
         z: objects.length, category: cat, supercategory: categoryInfo(cat).supercategory, colour: col, sizeClass,
-        cx, cy, r, full, visible: full, fullArea, area: fullArea, bbox: [0, 0, 0, 0], centroid: [cx, cy],
-      };
-      const trial = [...objects, o];
-      updateVisibility(trial, size);
-      if (trial.every((q) => q.area >= req.minVisibleFraction * q.fullArea)) {
-        objects.push(o);
-        break;
-      }
-      updateVisibility(objects, size); // undo the trial's effect on earlier objects
+        cx, cy, r, full, visible: full.slice(), fullArea: st.area, area: st.area, bbox: st.bbox, centroid: st.centroid,
+      });
+      break;
     }
   }
   return objects;

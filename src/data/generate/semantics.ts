@@ -118,11 +118,19 @@ function hiddenFraction(o: SceneObject): number {
   return o.fullArea === 0 ? 0 : 1 - o.area / o.fullArea;
 }
 
+/** Overlap counts per object pair, memoised: relation templates ask for the same pairs many times. */
+const overlapCache = new WeakMap<SceneObject, Map<SceneObject, number>>();
+
 /** Pixels of `under`'s full mask covered by `over`'s full mask (0 when `over` is drawn first). */
 function coveredBy(under: SceneObject, over: SceneObject): number {
   if (over.z <= under.z) return 0;
+  let row = overlapCache.get(under);
+  if (!row) overlapCache.set(under, (row = new Map()));
+  const hit = row.get(over);
+  if (hit !== undefined) return hit;
   let n = 0;
   for (let p = 0; p < under.full.length; p++) if (under.full[p] === 1 && over.full[p] === 1) n++;
+  row.set(over, n);
   return n;
 }
 
