@@ -106,3 +106,20 @@ describe('expression semantics against a hand-built scene', () => {
     expect(identifies({ attr: { category: 'circle' }, rel: { kind: 'nearest', landmark: lm }, select: only }, tie, 1)).toBe(false);
   });
 });
+
+describe('size words', () => {
+  it('"large" is only a maybe for a large object that has lost more than 20 % to occlusion', () => {
+    const s = composeScene(64, [
+      { category: 'square', colour: 'red', sizeClass: 'large', cx: 20, cy: 32, r: 11 },
+      { category: 'square', colour: 'blue', sizeClass: 'large', cx: 32, cy: 32, r: 11 },
+      { category: 'circle', colour: 'green', sizeClass: 'small', cx: 54, cy: 10, r: 6 },
+    ]);
+    const [hidden, top, small] = s.objects as [typeof s.objects[0], typeof s.objects[0], typeof s.objects[0]];
+    expect(hidden.area / hidden.fullArea).toBeLessThan(0.8);
+    expect(attrTruth({ size: 'large' }, hidden, s)).toBe('maybe');
+    expect(attrTruth({ size: 'small' }, hidden, s)).toBe('maybe');
+    expect(attrTruth({ size: 'large' }, top, s)).toBe('yes');
+    expect(attrTruth({ size: 'small' }, small, s)).toBe('yes');
+    expect(attrTruth({ size: 'large' }, small, s)).toBe('no');
+  });
+});

@@ -79,6 +79,8 @@ export const MARGINS = {
   occludedYes: 0.08,
   /** Hidden fraction below which it clearly is not. */
   occludedNo: 0.02,
+  /** Visible fraction a large object needs to be clearly "large" (and clearly not "small"). */
+  sizeWordVisible: 0.8,
   /** Distance ratio between the runner-up and the nearest for "closest to" to be clear. */
   nearestRatio: 1.35,
 } as const;
@@ -142,7 +144,12 @@ export function attrTruth(attr: Attr, o: SceneObject, scene: Scene): Truth {
   if (attr.supercategory !== undefined) t = and(t, crisp(o.supercategory === attr.supercategory));
   if (attr.colour !== undefined) t = and(t, crisp(o.colour === attr.colour));
   if (attr.notColour !== undefined) t = and(t, crisp(o.colour !== attr.notColour));
-  if (attr.size !== undefined) t = and(t, crisp(o.sizeClass === attr.size));
+  if (attr.size !== undefined) {
+    // A large object that is much occluded may look no bigger than a small one.
+    const whole = o.area >= MARGINS.sizeWordVisible * o.fullArea;
+    const s: Truth = o.sizeClass === attr.size ? (attr.size === 'large' && !whole ? 'maybe' : 'yes') : attr.size === 'small' && !whole ? 'maybe' : 'no';
+    t = and(t, s);
+  }
   if (attr.regionX !== undefined) t = and(t, regionX(o, scene.size)[attr.regionX]);
   if (attr.regionY !== undefined) t = and(t, regionY(o, scene.size)[attr.regionY]);
   if (attr.corners !== undefined) {
