@@ -128,7 +128,7 @@ describe('generated benchmark on disk (scale tiny)', () => {
     writeFileSync(join(d, 'keep.txt'), 'x');
     await expect(generateBenchmark(d, { scale: 'tiny' }, { quiet: true })).rejects.toThrow(/is not empty \(pass --force/);
     expect(existsSync(join(d, 'keep.txt'))).toBe(true);
-    await generateBenchmark(d, { scale: 'tiny', referImages: { train: 1, val: 1, testA: 1, testB: 1 }, reasonImages: { train: 1, val: 1, test: 1 } }, { quiet: true, force: true });
+    await generateBenchmark(`${d}/`, { scale: 'tiny', referImages: { train: 1, val: 1, testA: 1, testB: 1 }, reasonImages: { train: 1, val: 1, test: 1 } }, { quiet: true, force: true });
     expect(existsSync(join(d, 'keep.txt'))).toBe(false);
     expect(readManifest(d).counts.refcoco!.train!.images).toBe(1);
   });

@@ -23,7 +23,7 @@
  * manifest holds no timestamps, so the same seed gives byte-identical files.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { Rng } from '../../random';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/fs';
 import { Progress } from '../../util/progress';
@@ -180,8 +180,10 @@ function isNonEmptyDir(dir: string): boolean {
  * so an interrupted run leaves no half dataset. Refuses a non-empty `outDir`
  * unless `force`. Returns the manifest.
  */
-export async function generateBenchmark(outDir: string, partial: Partial<GenerateConfig> = {}, opts: GenerateOptions = {}): Promise<Manifest> {
+export async function generateBenchmark(outputDir: string, partial: Partial<GenerateConfig> = {}, opts: GenerateOptions = {}): Promise<Manifest> {
   const config = resolveGenerateConfig(partial);
+  // "data/bench/" must not make the temp folder "data/bench/.tmp", inside the target
+  const outDir = resolvePath(outputDir);
   if (isNonEmptyDir(outDir) && !opts.force) {
     throw new Error(`generate: output folder ${outDir} is not empty (pass --force to replace it)`);
   }
