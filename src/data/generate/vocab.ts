@@ -26,8 +26,9 @@ export interface CategoryInfo {
 /** All categories, in COCO id order. */
 export const CATEGORIES: readonly CategoryInfo[] = [
   { id: 1, name: 'person', plural: 'people', supercategory: 'figure', corners: null, knowledge: [
-    { phrase: 'the figure that looks like a human', fact: 'A person looks like a human.' },
-    { phrase: 'the figure with arms and legs like ours', fact: 'A person has arms and legs like ours.' },
+    // not "looks like a human": snowmen and robots do too
+    { phrase: 'the figure that is a human being', fact: 'A person is a human being.' },
+    { phrase: 'the figure of a man or a woman', fact: 'A person is a man or a woman.' },
   ] },
   { id: 2, name: 'snowman', plural: 'snowmen', supercategory: 'figure', corners: null, knowledge: [
     { phrase: 'the figure that would melt on a sunny day', fact: 'A snowman melts in the sun.' },
@@ -47,7 +48,8 @@ export const CATEGORIES: readonly CategoryInfo[] = [
   ] },
   { id: 6, name: 'square', plural: 'squares', supercategory: 'shape', corners: 4, knowledge: [
     { phrase: 'the shape of a chessboard', fact: 'A chessboard is a square.' },
-    { phrase: 'the shape with four equal sides', fact: 'A square has four equal sides.' },
+    // not "four equal sides": a diamond has them too
+    { phrase: 'the shape of a dice face', fact: 'A dice face is a square.' },
   ] },
   { id: 7, name: 'triangle', plural: 'triangles', supercategory: 'shape', corners: 3, knowledge: [
     { phrase: 'the shape of a slice of pizza', fact: 'A slice of pizza is a triangle.' },
