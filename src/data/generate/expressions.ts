@@ -194,8 +194,9 @@ function relPhrase(rng: Rng, kind: RelKind, lm: string, figure: boolean, appeara
   switch (kind) {
     case 'leftOf': return `${stand}${rng.pick(['to the left of', 'just left of', 'on the left of'])} the ${lm}`;
     case 'rightOf': return `${stand}${rng.pick(['to the right of', 'just right of', 'on the right of'])} the ${lm}`;
-    case 'above': return `${stand}${rng.pick(['above', 'directly above', 'higher than'])} the ${lm}`;
-    case 'below': return `${stand}${rng.pick(['below', 'underneath', 'lower than'])} the ${lm}`;
+    // not "higher / lower than": that is true of anything a little higher, even far to the side
+    case 'above': return `${stand}${rng.pick(['above', 'directly above', 'right above'])} the ${lm}`;
+    case 'below': return `${stand}${rng.pick(['below', 'underneath', 'directly below'])} the ${lm}`;
     case 'nearest': return `${rng.pick(['closest to', 'nearest to', 'that is closest to'])} the ${lm}`;
     case 'hiddenBy': return `${rng.pick(['that is partly hidden behind', 'partly covered by', 'half hidden by'])} the ${lm}`;
     case 'hiding': return `${rng.pick(['that is partly covering', 'lying on top of', 'in front of'])} the ${lm}`;
@@ -414,6 +415,7 @@ const ordinal: Template = (c) => {
         const sd = splitDir(d);
         const expr: Expr = { attr: a, select: { kind: 'ordinal', ...sd, k } };
         const members = c.scene.objects.filter((o) => matchesCrisp(a, o, c.scene));
+        if (members.length < k + 1) continue; // "the second of two" is just "the last"
         const sign = sd.dir === 'max' ? -1 : 1;
         const order = [...members].sort((p, q) => sign * ((sd.key === 'x' ? p.centroid[0] - q.centroid[0] : p.centroid[1] - q.centroid[1])));
         const listed = order.slice(0, k + 1).map(labelOf).join(', ');
