@@ -83,6 +83,7 @@ suite('generated referring expressions', () => {
       expect(sentences.length).toBeGreaterThanOrEqual(2);
       expect(sentences.length).toBeLessThanOrEqual(3);
       expect(sentences[sentences.length - 1]).toMatch(new RegExp(`^It is the ${o.colour} ${o.category} (at the|in the) [a-z ]+\\.$`));
+      expect(e.reasoning).not.toMatch(/There is one [^.]*\. Only one of them/); // no narrowing of a single candidate
     }
   });
 

@@ -38,7 +38,7 @@ import { areaBin, emptyStats, splitStats, type BenchmarkStats } from './stats';
 import { CATEGORIES, category as categoryInfo } from './vocab';
 
 /** Bumped whenever the same seed would produce different files. */
-export const GENERATOR_VERSION = 4;
+export const GENERATOR_VERSION = 5;
 export const GENERATOR_NAME = 'lens-ts/generate';
 
 /** Folder names of the layout. */

@@ -81,6 +81,12 @@ function there(a: Attr, scene: Scene): string {
   return n === 1 ? `There is one ${plainNp(a)}.` : `There are ${count(n)} ${plainNp(a, true)}.`;
 }
 
+/** "There are two red circles. Only one is at the top." / "There is one red circle, at the top." */
+function narrow(a: Attr, scene: Scene, what: string): string[] {
+  const n = scene.objects.filter((o) => matchesCrisp(a, o, scene)).length;
+  return n === 1 ? [`There is one ${plainNp(a)}, ${what}.`] : [there(a, scene), `Only one of them is ${what}.`];
+}
+
 function where(o: SceneObject, scene: Scene): string {
   const r = regionName(o, scene.size);
   return r === 'centre' ? 'in the centre' : `at the ${r}`;
@@ -285,8 +291,7 @@ const locationRegion: Template = (c) => {
       words = [`${n} in the centre`, `centre ${n}`];
     }
     out.push(draft('loc-region', { attr: a, select: only }, c.rng.pick(words), [
-      there(base, c.scene),
-      `Only one of them is ${where(t, c.scene)}.`,
+      ...narrow(base, c.scene, where(t, c.scene)),
       final(t, c.scene),
     ]));
   }
@@ -321,8 +326,7 @@ const occlusion: Template = (c) => {
       const n = np(c.rng, base);
       const text = occ ? c.rng.pick([`partly hidden ${n}`, `${n} partly covered`, `half covered ${n}`]) : c.rng.pick([`uncovered ${n}`, `${n} fully visible`, `whole ${n}`]);
       out.push(draft('occlusion', { attr: { ...base, occluded: occ }, select: only }, text, [
-        there(base, c.scene),
-        `Only one of them is ${occ ? 'partly hidden' : 'fully visible'}.`,
+        ...narrow(base, c.scene, occ ? 'partly hidden' : 'fully visible'),
         final(c.t, c.scene),
       ]));
     }
