@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -26,6 +26,19 @@ describe('lens generate', () => {
     err.mockRestore();
     expect(await run(['--out', out, '--scale', 'tiny', '--seed', '8', '--quiet', '--force'])).toBe(0);
     expect(readManifest(out).seed).toBe(8);
+  });
+
+  it('--config overrides config fields; a bad field is named with the file', async () => {
+    const cfg = join(root, 'small.json');
+    writeFileSync(cfg, JSON.stringify({ imageSize: 48, seed: 4, referImages: { train: 2, val: 1, testA: 1, testB: 1 }, reasonImages: { train: 1, val: 1, test: 1 } }));
+    const out = join(root, 'small');
+    expect(await run(['--out', out, '--scale', 'tiny', '--config', cfg, '--quiet'])).toBe(0);
+    const m = readManifest(out);
+    expect([m.imageSize, m.seed, m.counts.refcoco!.train!.images]).toEqual([48, 4, 2]);
+    writeFileSync(cfg, JSON.stringify({ imageSize: 8 }));
+    await expect(run(['--out', join(root, 'bad'), '--config', cfg])).rejects.toThrow(`--config ${cfg}: generate config: imageSize must be an integer in [32, 1024], got 8`);
+    writeFileSync(cfg, '[1]');
+    await expect(run(['--out', join(root, 'bad'), '--config', cfg])).rejects.toThrow('expected a JSON object of config fields');
   });
 
   it('rejects bad flags with a UsageError naming the flag', async () => {

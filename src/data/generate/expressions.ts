@@ -34,7 +34,7 @@ export interface Expression {
   template: string;
 }
 
-interface Draft extends Expression {}
+type Draft = Expression;
 interface Ctx {
   scene: Scene;
   t: SceneObject;
