@@ -56,6 +56,27 @@ suite('generated referring expressions', () => {
     expect(checked).toBeGreaterThan(100);
   });
 
+  it('short location sentences ("left red circle", "upper ghost"), read from the words, pick the target', () => {
+    const colours = new Set(COLOURS.map((c) => c.name));
+    const nouns = new Set(CATEGORIES.map((c) => c.name));
+    const dirs: Record<string, [0 | 1, 1 | -1]> = { left: [0, 1], leftmost: [0, 1], right: [0, -1], rightmost: [0, -1], top: [1, 1], upper: [1, 1], bottom: [1, -1], lower: [1, -1] };
+    let checked = 0;
+    for (const { family, e, scene, target } of ITEMS) {
+      if (family !== 'refcoco' || e.template !== 'loc-extreme') continue;
+      const words = tokenize(e.text);
+      const colour = words.find((w) => colours.has(w));
+      const cat = words.find((w) => nouns.has(w));
+      const dir = words.map((w) => dirs[w]).find(Boolean)!;
+      expect(dir, e.text).toBeDefined();
+      const [axis, sign] = dir;
+      const cands = scene.objects.filter((o) => (!colour || o.colour === colour) && (!cat || o.category === cat));
+      const best = [...cands].sort((p, q) => sign * (p.centroid[axis] - q.centroid[axis]))[0]!;
+      expect(best.z, e.text).toBe(target);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(50);
+  });
+
   it('RefCOCO+-like sentences contain no location words', () => {
     const banned = new Set(LOCATION_WORDS);
     for (const { family, e } of ITEMS) {
