@@ -1,6 +1,6 @@
-import { describe as suite, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/random';
-import { describe, GEN_FAMILIES, tokenize, type Expression, type GenFamily } from '../../src/data/generate/expressions';
+import { describeTarget, GEN_FAMILIES, tokenize, type Expression, type GenFamily } from '../../src/data/generate/expressions';
 import { composeScene, sampleScene, type Scene } from '../../src/data/generate/scene';
 import { identifies, resolve } from '../../src/data/generate/semantics';
 import { CATEGORIES, COLOURS, LOCATION_WORDS } from '../../src/data/generate/vocab';
@@ -16,7 +16,7 @@ function corpus(n: number, seed: number): Item[] {
     const scene = sampleScene(rng.fork('scene'), 64, { minObjects: 3, maxObjects: 6, minVisibleFraction: 0.6 });
     for (const family of GEN_FAMILIES) {
       for (const o of scene.objects) {
-        for (const e of describe(family, scene, o.z, 3, rng.fork(`${family}${o.z}`))) out.push({ family, scene, target: o.z, e });
+        for (const e of describeTarget(family, scene, o.z, 3, rng.fork(`${family}${o.z}`))) out.push({ family, scene, target: o.z, e });
       }
     }
   }
@@ -25,7 +25,7 @@ function corpus(n: number, seed: number): Item[] {
 
 const ITEMS = corpus(60, 123);
 
-suite('generated referring expressions', () => {
+describe('generated referring expressions', () => {
   it('produces a sizeable corpus in every family', () => {
     for (const f of GEN_FAMILIES) expect(ITEMS.filter((x) => x.family === f).length).toBeGreaterThan(100);
   });
@@ -121,16 +121,16 @@ suite('generated referring expressions', () => {
       { category: 'circle', colour: 'red', sizeClass: 'small', cx: 42, cy: 33, r: 5 },
     ]);
     for (const f of GEN_FAMILIES) {
-      for (const e of describe(f, s, 0, 3, new Rng(1))) expect(identifies(e.expr, s, 0)).toBe(true);
+      for (const e of describeTarget(f, s, 0, 3, new Rng(1))) expect(identifies(e.expr, s, 0)).toBe(true);
     }
-    expect(describe('refcoco+', s, 0, 3, new Rng(1))).toEqual([]); // appearance cannot separate them
-    expect(describe('refcoco', s, 0, 3, new Rng(1)).length).toBeGreaterThan(0); // "left circle" can
+    expect(describeTarget('refcoco+', s, 0, 3, new Rng(1))).toEqual([]); // appearance cannot separate them
+    expect(describeTarget('refcoco', s, 0, 3, new Rng(1)).length).toBeGreaterThan(0); // "left circle" can
   });
 
   it('is deterministic for a given Rng stream', () => {
     const s = sampleScene(new Rng(3), 64, { minObjects: 4, maxObjects: 6, minVisibleFraction: 0.6 });
-    const a = describe('reasonseg', s, 0, 3, new Rng(7)).map((e) => e.text);
-    const b = describe('reasonseg', s, 0, 3, new Rng(7)).map((e) => e.text);
+    const a = describeTarget('reasonseg', s, 0, 3, new Rng(7)).map((e) => e.text);
+    const b = describeTarget('reasonseg', s, 0, 3, new Rng(7)).map((e) => e.text);
     expect(b).toEqual(a);
   });
 });

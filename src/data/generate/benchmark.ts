@@ -32,7 +32,7 @@ import { writePickle, type PickleValue } from '../formats/pickle';
 import { encodeRle } from '../formats/rle';
 import { REASON_SPLITS, REFER_SPLITS, resolveGenerateConfig, type GenerateConfig, type ReferSplit } from './config';
 import { maskToPolygons } from './contour';
-import { describe, targetLabel, tokenize, type Expression, type GenFamily } from './expressions';
+import { describeTarget, targetLabel, tokenize, type Expression, type GenFamily } from './expressions';
 import { renderScene, sampleScene, type Scene, type SceneRequirements } from './scene';
 import { areaBin, emptyStats, splitStats, type BenchmarkStats } from './stats';
 import { CATEGORIES, category as categoryInfo } from './vocab';
@@ -110,7 +110,7 @@ export function generateReferImage(config: GenerateConfig, split: ReferSplit, in
     let made = 0;
     for (const o of frng.shuffle(eligible)) {
       if (made >= config.refsPerImage) break;
-      const expressions = describe(family, scene, o.z, config.sentencesPerRef, frng);
+      const expressions = describeTarget(family, scene, o.z, config.sentencesPerRef, frng);
       if (expressions.length === 0) continue;
       refs.push({ family, split: fsplit, target: o.z, expressions });
       made++;
@@ -134,7 +134,7 @@ export function generateReasonImage(config: GenerateConfig, split: string, index
     for (const o of frng.shuffle(scene.objects)) {
       const poly = maskToPolygons(o.visible, scene.size, scene.size);
       if (!poly.exact) continue;
-      const expressions = describe('reasonseg', scene, o.z, config.reasonSentencesPerImage, frng);
+      const expressions = describeTarget('reasonseg', scene, o.z, config.reasonSentencesPerImage, frng);
       if (expressions.length === 0) continue;
       if (!best || expressions.length > best.expressions.length) best = { target: o.z, expressions, polygons: poly.polygons };
       if (expressions.length >= config.reasonSentencesPerImage) break;

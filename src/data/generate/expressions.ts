@@ -534,9 +534,9 @@ const FAMILY_TEMPLATES: Record<GenFamily, WeightedTemplate[]> = {
  * in `scene`, each from a different template where possible; [] when the target
  * cannot be described unambiguously in this family.
  */
-export function describe(family: GenFamily, scene: Scene, target: number, k: number, rng: Rng): Expression[] {
+export function describeTarget(family: GenFamily, scene: Scene, target: number, k: number, rng: Rng): Expression[] {
   const t = scene.objects[target];
-  if (!t) throw new RangeError(`describe: no object ${target} in a scene of ${scene.objects.length}`);
+  if (!t) throw new RangeError(`describeTarget: no object ${target} in a scene of ${scene.objects.length}`);
   const ctx: Ctx = { scene, t, rng };
   const groups: Array<{ weight: number; drafts: Draft[] }> = [];
   for (const wt of FAMILY_TEMPLATES[family]) {

@@ -8,7 +8,7 @@ export { composeScene, renderScene, sampleScene, insideShape, rasterizeObject, m
 export type { ObjectSpec, Scene, SceneObject, SceneRequirements, SizeClass } from './scene';
 export { identifies, resolve, attrTruth, relationTruth, regionName, MARGINS } from './semantics';
 export type { Attr, Expr, Relation, RelKind, Resolution, Select, Truth } from './semantics';
-export { describe, tokenize, targetLabel, GEN_FAMILIES } from './expressions';
+export { describeTarget, tokenize, targetLabel, GEN_FAMILIES } from './expressions';
 export type { Expression, GenFamily } from './expressions';
 export { maskToPolygons } from './contour';
 export {
