@@ -13,6 +13,9 @@ interface CommandEntry {
 }
 
 const COMMANDS: Record<string, CommandEntry> = {
+  generate: { summary: 'write the generated referring-segmentation benchmark (--out DIR --scale --seed)', load: async () => (await import('./generate')).run },
+  start: { summary: 'default main job: generate data/bench if absent, print its statistics', load: async () => (await import('./start')).run },
+  evaluate: { summary: 'score a predictions file on a split (gIoU, cIoU, box Acc@0.5)', load: async () => (await import('./evaluate')).run },
 };
 
 function usage(): string {
