@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { FAMILIES, SPLITS, loadSplit, parseSplitName } from '../data/index';
 import { readPredictions, scorePredictions } from '../eval/predictions';
-import { UsageError } from './main';
+import { UsageError } from './errors';
 
 const HELP = `usage: lens evaluate --data DIR --split FAMILY/SPLIT --pred FILE [--images DIR]
 

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { generateBenchmark } from '../data/generate/benchmark';
 import { SCALES, resolveGenerateConfig, type GenerateConfig, type Scale } from '../data/generate/config';
 import { formatStats } from '../data/generate/stats';
-import { UsageError } from './main';
+import { UsageError } from './errors';
 
 const USAGE = `usage: lens generate --out DIR [--seed N] [--scale tiny|quick|paper] [--config FILE] [--force] [--quiet]
 

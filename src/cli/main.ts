@@ -1,3 +1,5 @@
+import { UsageError } from './errors';
+
 /**
  * `npx lens <command> [options]`: one entry point for every job. Each command
  * lives in its own file under src/cli/ and is loaded only when called, so
@@ -23,10 +25,7 @@ function usage(): string {
   return `usage: lens <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n'lens <command> --help' for a command's options.`;
 }
 
-/** Thrown for bad command-line input: printed without a stack, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError } from './errors';
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -53,9 +52,4 @@ export async function main(argv: string[]): Promise<number> {
     if (process.env.LENS_DEBUG) console.error(err.stack);
     return 1;
   }
-}
-
-// Run directly (`tsx src/cli/main.ts ...`, as `npm start` does).
-if (process.argv[1] && /[\\/]src[\\/]cli[\\/]main\.ts$/.test(process.argv[1])) {
-  process.exitCode = await main(process.argv.slice(2));
 }

@@ -103,6 +103,7 @@ describe('generated benchmark on disk (scale tiny)', () => {
           expect(same(s.mask(), img.scene.objects[ref.target]!.visible), s.id).toBe(true);
           expect(s.bbox).toEqual(img.scene.objects[ref.target]!.bbox);
           expect(s.reasoning).toBe(ref.expressions.find((e) => e.text === s.sentence)!.reasoning);
+          expect(s.label).toBe(`${img.scene.objects[ref.target]!.colour} ${img.scene.objects[ref.target]!.category}`);
         }
       }
     }
@@ -118,6 +119,7 @@ describe('generated benchmark on disk (scale tiny)', () => {
       const json = JSON.parse(readFileSync(join(a, 'reason_seg/ReasonSeg/val', `${s.refId}.json`), 'utf8'));
       const o = img.scene.objects[ref.target]!;
       expect(json.labels[s.sentIdx]).toBe(`${o.colour} ${o.category}`);
+      expect(s.label).toBe(`${o.colour} ${o.category}`);
       if (s.sentIdx === 0) expect(same((await readImageRgb(s.imagePath, 'test')).data, img.rgb)).toBe(true);
     }
   });

@@ -95,6 +95,7 @@ export async function loadReasonSeg(root: string, split: string, opts: ReasonSeg
       if (typeof t !== 'string') throw new Error(`${path} text[${i}]: expected a string, got ${describe(t)}`);
     });
     const reasoning = json.reasoning === undefined ? undefined : arr(json.reasoning, `${path} reasoning`);
+    const labels = json.labels === undefined ? undefined : arr(json.labels, `${path} labels`);
     const ext = IMAGE_EXTS.find((e) => existsSync(join(dir, stem + e)));
     if (!ext) throw new Error(`${path}: image file ${stem}.jpg / ${stem}.png does not exist in ${dir}`);
     const imagePath = resolveInside(dir, stem + ext, `${path} (image)`);
@@ -118,6 +119,7 @@ export async function loadReasonSeg(root: string, split: string, opts: ReasonSeg
     const n = opts.allSentences ? texts.length : 1;
     for (let s = 0; s < n; s++) {
       const r = reasoning?.[s];
+      const l = labels?.[s];
       samples.push({
         id: `reasonseg/${split}/${stem}/${s}`,
         family: 'reasonseg',
@@ -129,6 +131,7 @@ export async function loadReasonSeg(root: string, split: string, opts: ReasonSeg
         height,
         width,
         sentence: texts[s] as string,
+        ...(typeof l === 'string' && l !== '' ? { label: l } : {}),
         ...(typeof r === 'string' ? { reasoning: r } : {}),
         bbox,
         mask: () => reasonSegMask(shapes, height, width),

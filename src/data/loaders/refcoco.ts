@@ -125,6 +125,8 @@ export function loadRefCoco(root: string, family: CocoFamily, split: string): Re
       if (reasoning !== undefined && reasoning !== null && typeof reasoning !== 'string') {
         throw new Error(`${sw}.reasoning: expected a string when present`);
       }
+      // Our generator's per-sentence target phrase ("blue star") beats the bare category name.
+      const sentLabel = typeof sent.label === 'string' && sent.label !== '' ? sent.label : label;
       samples.push({
         id: `${family}/${split}/${refId}/${s}`,
         family,
@@ -136,7 +138,7 @@ export function loadRefCoco(root: string, family: CocoFamily, split: string): Re
         height: img.height,
         width: img.width,
         sentence: str(sent, 'sent', sw),
-        ...(label !== undefined ? { label } : {}),
+        ...(sentLabel !== undefined ? { label: sentLabel } : {}),
         ...(typeof reasoning === 'string' ? { reasoning } : {}),
         bbox: ann.bbox,
         mask: () => annMask(ann),

@@ -1,0 +1,4 @@
+/** Thrown for bad command-line input: printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
