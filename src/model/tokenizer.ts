@@ -183,7 +183,7 @@ export class Tokenizer {
   }
 
   /**
-   * ids -> text, re-spacing with fixed rules: no space around special tokens; none before
+   * ids -> text, re-spacing with fixed rules: no space around special tokens (but <unk>); none before
    * `, : ] } ) . ? ! ;`; none after `[ { (`; quotes glue inward (open / close by parity);
    * `-` glues to a following number; `.` between numbers glues (decimals).
    * <pad>, <bos> and <eos> are dropped unless `keepControl`.
@@ -197,7 +197,8 @@ export class Tokenizer {
       if (!keepControl && (id === PAD_ID || id === BOS_ID || id === EOS_ID)) continue;
       toks.push(this.vocab[id]!);
     }
-    const isSpecial = (t: string) => (SPECIAL_TOKENS as readonly string[]).includes(t);
+    // <unk> stands for a word, so it is spaced like one; other specials glue.
+    const isSpecial = (t: string) => t !== '<unk>' && (SPECIAL_TOKENS as readonly string[]).includes(t);
     const openQuote: Record<string, boolean> = { '"': false, "'": false };
     let out = '';
     let prev: string | null = null;
