@@ -86,7 +86,7 @@ describe('VisionEncoder', () => {
     const opt = tf.train.adam(1e-2);
     const step = () => {
       const { value, grads } = tf.variableGrads(loss);
-      opt.applyGradients(grads);
+      opt.applyGradients(grads as unknown as tf.NamedVariableMap);
       tf.dispose([value, grads]);
     };
     step(); // creates Adam's slot variables
