@@ -83,10 +83,10 @@ describe('VisionEncoder', () => {
     const target = tf.randomNormal([2, 4, 12], 0, 1, 'float32', 3);
     const loss = () => tf.mean(tf.square(tf.sub(enc.apply(x), target))) as tf.Scalar;
     expect(gradReach(enc.namedParameters(), loss).unreached).toEqual([]);
-    const opt = tf.train.adam(1e-2);
+    const opt: tf.Optimizer = tf.train.adam(1e-2);
     const step = () => {
       const { value, grads } = tf.variableGrads(loss);
-      opt.applyGradients(grads as unknown as tf.NamedVariableMap);
+      opt.applyGradients(grads);
       tf.dispose([value, grads]);
     };
     step(); // creates Adam's slot variables
