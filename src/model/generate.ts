@@ -173,6 +173,14 @@ export function generate(
     throw new Error(`generate: visual must be [${prompts.length}, V, C] (one image per prompt), got [${visual.shape.join(', ')}]`);
   }
   if (!c.greedy && !rng) throw new Error('generate: sampling (greedy: false) needs an rng');
+  if (tokenizer.size > mllm.config.vocabSize) {
+    throw new Error(`generate: the tokenizer has ${tokenizer.size} tokens but the MLLM's vocabSize is ${mllm.config.vocabSize}`);
+  }
+  // Rows of a vocabulary padded beyond the tokenizer (a preset's round vocabSize) are never emitted.
+  if (tokenizer.size < mllm.config.vocabSize) {
+    const extra = Array.from({ length: mllm.config.vocabSize - tokenizer.size }, (_, i) => tokenizer.size + i);
+    c.bannedTokens = [...c.bannedTokens, ...extra];
+  }
   const G = c.numSamples;
   const P = prompts.length;
   const B = P * G;

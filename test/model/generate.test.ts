@@ -196,6 +196,17 @@ describe('generate', () => {
     vis.dispose();
     m.dispose();
   });
+
+  it('never emits ids beyond the tokenizer when the MLLM vocabulary is padded, and refuses a smaller one', () => {
+    const big = new MLLM({ vocabSize: tok.size + 50, hiddenSize: C, numLayers: 1, numHeads: 2, maxPositions: 128 }, new Rng(7));
+    const textOnly = tok.encodePrompt(buildPrompt({ instruction: 'red' }), 0);
+    const r = generate(big, tok, { prompts: [textOnly] }, { numSamples: 4, temperature: 20, maxNewTokens: 10 }, new Rng(1));
+    expect(r.tokens.flat().every((t) => t < tok.size)).toBe(true);
+    big.dispose();
+    const small = new MLLM({ vocabSize: tok.size - 1, hiddenSize: C, numLayers: 1, numHeads: 2, maxPositions: 128 }, new Rng(7));
+    expect(() => generate(small, tok, { prompts: [prompt('red')] }, { greedy: true })).toThrow(/tokenizer has \d+ tokens but the MLLM's vocabSize is/);
+    small.dispose();
+  });
 });
 
 describe('generate on wasm', () => {
