@@ -265,7 +265,9 @@ export class MLLM extends Module {
       const [B, , C] = hidden.shape;
       const h = n === hidden.shape[1] ? hidden : tf.slice(hidden, [0, 0, 0], [B, n, C]);
       const h2 = tf.reshape(h, [B * n, C]); // rank-2 matmul
-      const lg = this.lmHead ? this.lmHead.apply(h2) : tf.matMul(h2, this.embed.weight, false, true); // [B*n, vocab]
+      // Tied head: transpose the [vocab, C] table (cheap) so the big matmul is an un-transposed
+      // rank-2 one, the only kind stock wasm sends to XNNPACK (docs/performance.md).
+      const lg = this.lmHead ? this.lmHead.apply(h2) : tf.matMul(h2, tf.transpose(this.embed.weight)); // [B*n, vocab]
       return tf.reshape(lg, [B, n, this.config.vocabSize]);
     });
   }
