@@ -114,6 +114,30 @@ describe('MLLM forward contract', () => {
     m.dispose();
   });
 
+  it('queries after a cached prefix get the one-pass gradients (stage 1 trains only them)', () => {
+    const m = new MLLM(CFG, new Rng(6));
+    const tokens = t2([[0, 11, 12, 13], [11, 12, 14, 15]]);
+    const mask = t2([[0, 1, 1, 1], [1, 1, 1, 1]]);
+    const q = tf.variable(rnd([1, 3, C], 8), true, 'stage1_queries');
+    const target = rnd([2, 3, C], 9);
+    const readoutLoss = (h: tf.Tensor3D) => tf.mean(tf.square(tf.sub(h, target))) as tf.Scalar;
+    const onePass = tf.variableGrads(() => readoutLoss(tf.slice(m.forward({ tokens, attentionMask: mask, extra: q }).hidden, [0, 4, 0], [2, 3, C])), [q]);
+    const pre = m.prefill({ tokens, attentionMask: mask }, { logits: 'none' });
+    const before = tf.memory().numTensors;
+    const cached = tf.variableGrads(() => {
+      const ext = m.extend(pre.cache, { embeds: q }, { logits: 'none' });
+      disposeCache(ext.cache);
+      return readoutLoss(ext.hidden);
+    }, [q]);
+    expect(maxAbsDiff(cached.value.dataSync(), onePass.value.dataSync())).toBeLessThan(1e-6);
+    expect(maxAbsDiff(cached.grads[q.name]!.dataSync(), onePass.grads[q.name]!.dataSync())).toBeLessThan(1e-6);
+    tf.dispose([cached.value, cached.grads]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([onePass.value, onePass.grads, pre.hidden, tokens, mask, q, target]);
+    disposeCache(pre.cache);
+    m.dispose();
+  });
+
   it('rejects bad inputs naming what was expected', () => {
     const m = new MLLM(CFG, new Rng(5));
     tf.tidy(() => {
