@@ -118,7 +118,7 @@ describe('MLLM forward contract', () => {
     const m = new MLLM(CFG, new Rng(6));
     const tokens = t2([[0, 11, 12, 13], [11, 12, 14, 15]]);
     const mask = t2([[0, 1, 1, 1], [1, 1, 1, 1]]);
-    const q = tf.variable(rnd([1, 3, C], 8), true, 'stage1_queries');
+    const q = tf.variable(rnd([1, 3, C], 8) as tf.Tensor3D, true, 'stage1_queries');
     const target = rnd([2, 3, C], 9);
     const readoutLoss = (h: tf.Tensor3D) => tf.mean(tf.square(tf.sub(h, target))) as tf.Scalar;
     const onePass = tf.variableGrads(() => readoutLoss(tf.slice(m.forward({ tokens, attentionMask: mask, extra: q }).hidden, [0, 4, 0], [2, 3, C])), [q]);
