@@ -13,6 +13,7 @@ interface CommandEntry {
 }
 
 const COMMANDS: Record<string, CommandEntry> = {
+  export: { summary: 'write an initialised model (safetensors + config)', load: async () => (await import('./export')).run },
 };
 
 function usage(): string {

@@ -10,9 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../../random';
 import { Module } from '../nn';
 import { assertShape, checkDivisible, checkInt, isBuffer } from './common';
-import { SamImageEncoder, type SamImageEncoderConfig } from './image_encoder';
-import { SamMaskDecoder, type SamMaskDecoderConfig, type SamMaskOutput } from './mask_decoder';
-import { SamPromptEncoder, type SamPromptEncoderConfig, type SamPrompts } from './prompt_encoder';
+import { SamImageEncoder, validateSamImageEncoderConfig, type SamImageEncoderConfig } from './image_encoder';
+import { SamMaskDecoder, validateSamMaskDecoderConfig, type SamMaskDecoderConfig, type SamMaskOutput } from './mask_decoder';
+import { SamPromptEncoder, validateSamPromptEncoderConfig, type SamPromptEncoderConfig, type SamPrompts } from './prompt_encoder';
 
 /** Every size of the mini-SAM (presets.ts fills it per preset). */
 export interface MiniSamConfig {
@@ -68,7 +68,11 @@ export function validateMiniSamConfig(partial: Partial<MiniSamConfig> = {}): Min
   const unknown = Object.keys(partial).filter((k) => !(k in DEFAULT_MINI_SAM_CONFIG));
   if (unknown.length > 0) throw new Error(`MiniSamConfig: unknown field(s) ${unknown.join(', ')}`);
   checkDivisible('MiniSamConfig.imageSize', c.imageSize, c.patchSize, 'patchSize');
-  // The sub-validators check the rest when the parts are built.
+  // The parts' own rules (head divisibility, the decoder's dim / 8 upscaling, ...).
+  const parts = samPartConfigs(c);
+  validateSamImageEncoderConfig(parts.image);
+  validateSamPromptEncoderConfig(parts.prompt);
+  validateSamMaskDecoderConfig(parts.decoder);
   return c;
 }
 
