@@ -60,3 +60,24 @@ describe('ContextQueries', () => {
     q.dispose();
   });
 });
+
+describe('ContextQueries on wasm', () => {
+  it('trains one step on wasm with the gradients of cpu', async () => {
+    const q = new ContextQueries({ numQueries: 4, dim: 8 }, new Rng(3));
+    const loss = () => tf.tidy(() => tf.sum(tf.square(tf.sin(q.readout(tf.concat([tf.ones([2, 3, 8]), tf.broadcastTo(q.apply(), [2, 4, 8])], 1) as tf.Tensor3D)))) as tf.Scalar);
+    const cpu = gradientReach(q.namedParameters(), loss).grads.get('queries')!;
+    await useBackend('wasm');
+    try {
+      const wasm = gradientReach(q.namedParameters(), loss).grads.get('queries')!;
+      expectAllClose(wasm, cpu, 1e-6, 1e-4);
+      const opt = tf.train.sgd(0.1);
+      const before = Float32Array.from(q.queries.dataSync());
+      opt.minimize(loss, false, [q.queries]);
+      expect(Array.from(q.queries.dataSync())).not.toEqual(Array.from(before));
+      opt.dispose();
+    } finally {
+      q.dispose();
+      await useBackend('cpu');
+    }
+  });
+});

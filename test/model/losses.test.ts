@@ -119,3 +119,22 @@ describe('tokenCrossEntropy', () => {
     tf.dispose([...inputs]);
   });
 });
+
+describe('losses on wasm', () => {
+  it('give the values and gradients of cpu', async () => {
+    const f = (l: tf.Tensor) =>
+      tf.add(segLoss(l as tf.Tensor3D, tf.tensor3d([1, 0, 255, 1], [1, 2, 2])), tokenCrossEntropy(tf.reshape(l, [1, 2, 2]) as tf.Tensor3D, tf.tensor2d([1, 0], [1, 2], 'int32'), tf.tensor2d([[1, 1]]))) as tf.Scalar;
+    const run = () => tf.tidy(() => {
+      const { value, grad } = tf.valueAndGrad(f)(x());
+      return [value.dataSync()[0]!, ...Array.from(grad.dataSync())];
+    });
+    const cpu = run();
+    await useBackend('wasm');
+    try {
+      const wasm = run();
+      wasm.forEach((v, i) => expect(v).toBeCloseTo(cpu[i]!, 5));
+    } finally {
+      await useBackend('cpu');
+    }
+  });
+});
