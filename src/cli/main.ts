@@ -18,6 +18,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   generate: { summary: 'write the generated referring-segmentation benchmark (--out DIR --scale --seed)', load: async () => (await import('./generate')).run },
   start: { summary: 'default main job: generate data/bench if absent, print its statistics', load: async () => (await import('./start')).run },
   evaluate: { summary: 'score a predictions file on a split (gIoU, cIoU, box Acc@0.5)', load: async () => (await import('./evaluate')).run },
+  export: { summary: 'write an initialised model (safetensors + config)', load: async () => (await import('./export')).run },
 };
 
 function usage(): string {

@@ -9,19 +9,16 @@ import { join } from 'node:path';
 import { ensureBenchmark } from '../data/generate/benchmark';
 import { formatStats } from '../data/generate/stats';
 import { projectRoot } from '../util/paths';
+import { UsageError } from './errors';
 
 /** Where `npm start` keeps the default benchmark. */
 export const DEFAULT_BENCH_DIR = join('data', 'bench');
 
 export async function run(argv: string[]): Promise<number> {
-  // No `UsageError` from './main' here: `npm start` runs src/cli/main.ts itself, whose
-  // top-level await is still pending while this module loads, so importing it back
-  // would never resolve (node exits 13). Bad flags print usage and return 2 instead.
   try {
     parseArgs({ args: argv, options: {}, strict: true, allowPositionals: false });
   } catch (e) {
-    console.error(`lens start: ${(e as Error).message}\n\nusage: npm start (no options yet)`);
-    return 2;
+    throw new UsageError(`${(e as Error).message}\n\nusage: npm start (no options yet)`);
   }
   const dir = join(projectRoot(), DEFAULT_BENCH_DIR);
   const { manifest, generated } = await ensureBenchmark(dir, { scale: 'quick', seed: 0 });

@@ -273,4 +273,56 @@ export class TransformerBlock extends Module {
       return tf.add(x1, this.mlp.apply(this.ln2.apply(x1))) as tf.Tensor3D;
     });
   }
+
+  /**
+   * The same block over new positions only, attending to cached keys / values too
+   * (the KV cache of autoregressive decoding, HF `past_key_values`).
+   * x: [B, N, C]; past k / v: [B, H, L, hs] or none; bias broadcastable to
+   * [B, H, N, L + N] -> y: [B, N, C] and this layer's keys / values [B, H, L + N, hs]
+   * (past then new) for the next step. Same function as `apply` when there is no past.
+   */
+  applyKV(
+    x: tf.Tensor3D,
+    bias: tf.Tensor | undefined,
+    past?: { k: tf.Tensor4D; v: tf.Tensor4D },
+  ): { y: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    return tf.tidy(() => {
+      const a = this.attn;
+      const h = this.ln1.apply(x);
+      const qh = a.splitHeads(a.q.apply(h)); // [B, H, N, hs]
+      let kh = a.splitHeads(a.k.apply(h));
+      let vh = a.splitHeads(a.v.apply(h));
+      if (past) {
+        kh = tf.concat([past.k, kh], 2) as tf.Tensor4D; // [B, H, L + N, hs]
+        vh = tf.concat([past.v, vh], 2) as tf.Tensor4D;
+      }
+      const att = a.out.apply(a.mergeHeads(Attention.sdpa(qh, kh, vh, bias)));
+      const x1 = tf.add(x, att) as tf.Tensor3D;
+      const y = tf.add(x1, this.mlp.apply(this.ln2.apply(x1))) as tf.Tensor3D;
+      return { y, k: kh, v: vh };
+    });
+  }
+}
+
+/**
+ * A lookup table of learned vectors (torch `nn.Embedding`), N(0, std) init.
+ * ids: int32 [...] -> [..., dim]. Its gradient is tf.gather's (UnsortedSegmentSum),
+ * which stock tfjs-backend-wasm 4.22 lacks (DESIGN.md "Compute").
+ */
+export class Embedding extends Module {
+  readonly weight: tf.Variable; // [num, dim]
+
+  constructor(readonly num: number, readonly dim: number, rng: Rng, { std = 0.02 }: { std?: number } = {}) {
+    super();
+    this.weight = this.param('weight', init.normal(rng, num * dim, std), [num, dim]);
+  }
+
+  apply(ids: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      if (ids.dtype !== 'int32') throw new Error(`Embedding: expected int32 ids, got ${ids.dtype}`);
+      const flat = tf.reshape(ids, [-1]); // gather on a rank-1 index: the kernel every backend has
+      const rows = tf.gather(this.weight, flat); // [N, dim]
+      return tf.reshape(rows, [...ids.shape, this.dim]);
+    });
+  }
 }

@@ -1,0 +1,158 @@
+/**
+ * The vision encoder box of LENS Figure 2: a patch ViT standing in for Qwen2.5-VL's vision
+ * tower, at small width.
+ *
+ * Image [B, H, W, 3] in [0, 1] -> patches (p x p) -> Linear patch embedding + learned
+ * positional embedding -> pre-LN TransformerBlocks (ViT, non-causal) -> final LayerNorm ->
+ * Qwen2.5-VL's patch merger: each `mergeSize x mergeSize` group of neighbouring patch tokens
+ * is concatenated and projected Linear -> GELU -> Linear to the LLM width
+ * (Qwen2.5-VL `PatchMerger`, spatial_merge_size 2; GELU is quick-GELU here, the project's
+ * one activation). Output: [B, V, C_llm] with V = (imageSize / patchSize / mergeSize)^2,
+ * row-major over the merged grid.
+ *
+ * Performance rules (docs/performance.md): the patch embedding is rank-4 reshapes /
+ * transposes + one rank-2 matmul (the same function as a stride-p conv2d with an HWIO
+ * filter flattened to [p*p*3, C]), never conv2d, whose filter gradient wasm lacks.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { LayerNorm, Linear, MLP, Module, TransformerBlock, init } from './nn';
+import type { Rng } from '../random';
+
+export interface VisionEncoderConfig {
+  /** Side of the square input image in pixels (DESIGN.md: 64 in presets tiny and quick). */
+  imageSize: number;
+  /** Patch side (Qwen2.5-VL: 14; 8 here so a 64 px image gives an 8 x 8 grid). */
+  patchSize: number;
+  /** ViT width. */
+  width: number;
+  /** Number of ViT blocks. */
+  depth: number;
+  /** Attention heads; must divide width. */
+  numHeads: number;
+  /** MLP hidden width = mlpRatio * width (ViT's 4). */
+  mlpRatio: number;
+  /** Side of the patch group the merger fuses into one token (Qwen2.5-VL: 2, i.e. 4x fewer tokens). */
+  mergeSize: number;
+  /** Output width = the MLLM's hiddenSize. */
+  outDim: number;
+  /** Std of the N(0, std) init of projections and positional embedding (0.02, ViT / Qwen). */
+  initStd: number;
+}
+
+/** Defaults sized for the `tiny` preset; presets.ts sets every size explicitly. */
+export const DEFAULT_VISION_ENCODER_CONFIG: VisionEncoderConfig = {
+  imageSize: 64,
+  patchSize: 8,
+  width: 32,
+  depth: 2,
+  numHeads: 2,
+  mlpRatio: 4,
+  mergeSize: 2,
+  outDim: 64,
+  initStd: 0.02,
+};
+
+/** Fills defaults and checks every field; throws naming the field and what was expected. */
+export function validateVisionEncoderConfig(partial: Partial<VisionEncoderConfig> = {}): VisionEncoderConfig {
+  const c: VisionEncoderConfig = { ...DEFAULT_VISION_ENCODER_CONFIG, ...partial };
+  for (const k of ['imageSize', 'patchSize', 'width', 'depth', 'numHeads', 'mlpRatio', 'mergeSize', 'outDim'] as const) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`VisionEncoderConfig.${k}: expected a positive integer, got ${JSON.stringify(v)}`);
+  }
+  if (c.imageSize % c.patchSize !== 0) {
+    throw new Error(`VisionEncoderConfig.patchSize: expected a divisor of imageSize ${c.imageSize}, got ${c.patchSize}`);
+  }
+  const grid = c.imageSize / c.patchSize;
+  if (grid % c.mergeSize !== 0) {
+    throw new Error(`VisionEncoderConfig.mergeSize: expected a divisor of the patch grid side ${grid}, got ${c.mergeSize}`);
+  }
+  if (c.width % c.numHeads !== 0) throw new Error(`VisionEncoderConfig.numHeads: expected a divisor of width ${c.width}, got ${c.numHeads}`);
+  if (typeof c.initStd !== 'number' || !(c.initStd > 0)) throw new Error(`VisionEncoderConfig.initStd: expected a number > 0, got ${JSON.stringify(c.initStd)}`);
+  return c;
+}
+
+/** Number of visual tokens V the encoder emits (= `<image>` slots in the prompt). */
+export function numVisualTokens(config: Partial<VisionEncoderConfig> = {}): number {
+  const c = validateVisionEncoderConfig(config);
+  const side = c.imageSize / c.patchSize / c.mergeSize;
+  return side * side;
+}
+
+/**
+ * Non-overlapping p x p patches as rows, with rank-4 reshapes / transposes only.
+ * images [B, H, W, Ch] -> [B * (H/p) * (W/p), p * p * Ch], patches row-major, each patch
+ * flattened in (py, px, ch) order, so `patchify(x) @ W` equals conv2d(x, W as HWIO
+ * [p, p, Ch, C], stride p) (tested).
+ */
+export function patchify(images: tf.Tensor4D, p: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, H, W, ch] = images.shape;
+    if (H % p !== 0 || W % p !== 0) throw new Error(`patchify: image ${H} x ${W} is not a multiple of the patch size ${p}`);
+    let x: tf.Tensor = tf.reshape(images, [B * (H / p), p, W / p, p * ch]); // [B*gh, py, gw, px*ch]
+    x = tf.transpose(x, [0, 2, 1, 3]); // [B*gh, gw, py, px*ch]
+    return tf.reshape(x, [(B * H * W) / (p * p), p * p * ch]) as tf.Tensor2D; // [B*N, p*p*ch]
+  });
+}
+
+/** Patch ViT + patch merger. images [B, H, W, 3] in [0, 1] -> visual tokens [B, V, outDim]. */
+export class VisionEncoder extends Module {
+  readonly config: VisionEncoderConfig;
+  readonly patchEmbed: Linear;
+  readonly posEmbed: tf.Variable; // [1, N, width]
+  readonly blocks: TransformerBlock[];
+  readonly norm: LayerNorm;
+  readonly merger: MLP;
+
+  constructor(config: Partial<VisionEncoderConfig>, rng: Rng) {
+    super();
+    const c = (this.config = validateVisionEncoderConfig(config));
+    const p = c.patchSize;
+    const n = (c.imageSize / p) ** 2;
+    this.patchEmbed = this.child('patch_embed', new Linear(p * p * 3, c.width, rng.fork('patch_embed'), { std: c.initStd }));
+    this.posEmbed = this.param('pos_embed', init.normal(rng.fork('pos_embed'), n * c.width, c.initStd), [1, n, c.width]);
+    this.blocks = [];
+    for (let i = 0; i < c.depth; i++) {
+      this.blocks.push(this.child(`blocks.${i}`, new TransformerBlock(c.width, c.numHeads, c.mlpRatio, rng.fork(`blocks.${i}`))));
+    }
+    this.norm = this.child('norm', new LayerNorm(c.width));
+    const m2 = c.mergeSize * c.mergeSize;
+    this.merger = this.child('merger', new MLP(c.width * m2, c.width * m2, c.outDim, rng.fork('merger'), { std: c.initStd }));
+  }
+
+  /** Number of visual tokens V per image. */
+  get numTokens(): number {
+    const side = this.config.imageSize / this.config.patchSize / this.config.mergeSize;
+    return side * side;
+  }
+
+  /** images [B, H, W, 3] float32 in [0, 1] -> [B, V, outDim]. */
+  apply(images: tf.Tensor4D): tf.Tensor3D {
+    const c = this.config;
+    if (!images || images.rank !== 4 || images.shape[1] !== c.imageSize || images.shape[2] !== c.imageSize || images.shape[3] !== 3) {
+      throw new Error(`VisionEncoder: images must be [B, ${c.imageSize}, ${c.imageSize}, 3], got [${images?.shape.join(', ')}]`);
+    }
+    if (images.dtype !== 'float32') throw new Error(`VisionEncoder: images must be float32 in [0, 1], got ${images.dtype}`);
+    return tf.tidy(() => {
+      const B = images.shape[0];
+      const g = c.imageSize / c.patchSize; // patch grid side
+      // Centre the [0, 1] pixels (what the image normalisation of ViTs does, without dataset stats).
+      const x = this.patchEmbed.apply(tf.sub(patchify(images, c.patchSize), 0.5)); // [B*N, width]
+      let h = tf.add(tf.reshape(x, [B, g * g, c.width]), this.posEmbed) as tf.Tensor3D; // [B, N, width]
+      for (const blk of this.blocks) h = blk.apply(h);
+      h = this.norm.apply(h);
+      return this.mergeAndProject(h, B, g);
+    });
+  }
+
+  /** Patch merger: [B, g*g, w] -> groups of m x m neighbours [B, V, m*m*w] -> MLP -> [B, V, outDim]. */
+  private mergeAndProject(h: tf.Tensor3D, B: number, g: number): tf.Tensor3D {
+    const m = this.config.mergeSize;
+    const w = this.config.width;
+    if (m === 1) return this.merger.apply(h);
+    const gm = g / m;
+    let x: tf.Tensor = tf.reshape(h, [B * gm, m, gm, m * w]); // [B*gm, dy, gx, dx*w]
+    x = tf.transpose(x, [0, 2, 1, 3]); // [B*gm, gx, dy, dx*w]
+    x = tf.reshape(x, [B, gm * gm, m * m * w]); // [B, V, (dy, dx, w)]
+    return this.merger.apply(x as tf.Tensor3D);
+  }
+}
