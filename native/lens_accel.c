@@ -78,116 +78,137 @@ static int in_heap(size_t heap_len, double off, double bytes) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* A tiny thread pool: the calling thread plus (nthreads - 1) workers.        */
-/* Work is a function over an index range [0, n) split into equal chunks.     */
-/* Workers spin briefly, then sleep on a condition variable, so an idle pool  */
-/* costs nothing between training steps.                                      */
+/* Thread pool: the calling thread plus (nthreads - 1) workers, sharing a job */
+/* cut into tasks that every thread claims one at a time (an atomic counter). */
+/* The caller never waits for a worker that has not started: on a loaded     */
+/* machine (the 2 cores here are shared) it simply runs more tasks itself,    */
+/* so a descheduled worker costs nothing but its own in-flight task.          */
+/* Workers spin briefly (jobs come back to back inside a step), then sleep.   */
 /* ------------------------------------------------------------------------- */
 
-typedef void (*range_fn)(void *ctx, size_t begin, size_t end);
+typedef void (*task_fn)(void *ctx, size_t task);
 
 #define MAX_THREADS 16
+#define SPIN_ITERS 4000
 
 static struct {
-  int nthreads;             /* including the caller */
+  int nthreads; /* including the caller */
   pthread_t tid[MAX_THREADS];
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  atomic_uint_fast64_t generation; /* bumped for every job */
-  atomic_int pending;       /* workers still running the current job */
-  range_fn fn;
+  atomic_uint generation; /* bumped for every job */
+  atomic_int active;      /* workers inside a job */
+  atomic_size_t next;     /* next unclaimed task */
+  size_t ntasks;
+  task_fn fn;
   void *ctx;
-  size_t n;
-  int shutdown;
 } pool;
 
-static void pool_chunk(int part, int parts, size_t n, size_t *b, size_t *e) {
-  size_t per = n / (size_t)parts, rem = n % (size_t)parts;
-  size_t p = (size_t)part;
-  *b = p * per + (p < rem ? p : rem);
-  *e = *b + per + (p < rem ? 1 : 0);
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static void run_tasks(void) {
+  for (;;) {
+    size_t t = atomic_fetch_add(&pool.next, 1);
+    if (t >= pool.ntasks) return;
+    pool.fn(pool.ctx, t);
+  }
 }
 
 static void *pool_worker(void *arg) {
-  int me = (int)(intptr_t)arg;
-  uint_fast64_t seen = 0;
+  (void)arg;
+  unsigned seen = atomic_load(&pool.generation);
   for (;;) {
-    /* spin a little: jobs arrive back to back inside a training step */
     int spins = 0;
-    while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen && spins < 20000) {
-      spins++;
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
-    }
-    if (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen) {
+    while (atomic_load(&pool.generation) == seen && spins++ < SPIN_ITERS) cpu_relax();
+    if (atomic_load(&pool.generation) == seen) {
       pthread_mutex_lock(&pool.mu);
-      while (atomic_load(&pool.generation) == seen && !pool.shutdown) pthread_cond_wait(&pool.cv, &pool.mu);
+      while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
       pthread_mutex_unlock(&pool.mu);
     }
-    if (pool.shutdown) return NULL;
-    seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
-    size_t b, e;
-    pool_chunk(me, pool.nthreads, pool.n, &b, &e);
-    if (b < e) pool.fn(pool.ctx, b, e);
-    atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+    seen = atomic_load(&pool.generation);
+    atomic_fetch_add(&pool.active, 1);
+    /* the job may have finished (and another begun) between the two loads: the
+       caller waits for active == 0 before touching the job, so re-check here */
+    if (atomic_load(&pool.generation) == seen) run_tasks();
+    atomic_fetch_sub(&pool.active, 1);
   }
+  return NULL;
 }
 
 static void pool_start(int nthreads) {
   if (nthreads < 1) nthreads = 1;
   if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
-  pool.nthreads = nthreads;
   pthread_mutex_init(&pool.mu, NULL);
   pthread_cond_init(&pool.cv, NULL);
   atomic_store(&pool.generation, 0);
-  atomic_store(&pool.pending, 0);
+  atomic_store(&pool.active, 0);
+  atomic_store(&pool.next, 0);
+  pool.ntasks = 0;
+  pool.nthreads = 1;
   for (int i = 1; i < nthreads; i++) {
-    if (pthread_create(&pool.tid[i], NULL, pool_worker, (void *)(intptr_t)i) != 0) {
-      pool.nthreads = i; /* run with the workers we got */
-      break;
-    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&pool.tid[i], &attr, pool_worker, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) break; /* run with the workers we got */
+    pool.nthreads = i + 1;
   }
 }
 
-/* Runs fn over [0, n) on the pool; small jobs (n * cost < min_work) stay on the caller. */
-static void parallel_for(range_fn fn, void *ctx, size_t n, double work) {
-  if (pool.nthreads <= 1 || n < 2 || work < 32768.0) {
-    fn(ctx, 0, n);
+/* Runs fn(ctx, t) for t in [0, ntasks); on the caller alone when `work` (about one
+   unit per element or flop) is too small to pay for waking a worker. */
+static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
+  if (pool.nthreads <= 1 || ntasks < 2 || work < 65536.0) {
+    for (size_t t = 0; t < ntasks; t++) fn(ctx, t);
     return;
   }
+  while (atomic_load(&pool.active) != 0) cpu_relax(); /* a late worker from the last job */
   pool.fn = fn;
   pool.ctx = ctx;
-  pool.n = n;
-  atomic_store_explicit(&pool.pending, pool.nthreads - 1, memory_order_release);
+  pool.ntasks = ntasks;
+  atomic_store(&pool.next, 0);
   pthread_mutex_lock(&pool.mu);
-  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_acq_rel);
+  atomic_fetch_add(&pool.generation, 1);
   pthread_cond_broadcast(&pool.cv);
   pthread_mutex_unlock(&pool.mu);
-  size_t b, e;
-  pool_chunk(0, pool.nthreads, n, &b, &e);
-  if (b < e) fn(ctx, b, e);
-  while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-  }
+  run_tasks();
+  while (atomic_load(&pool.active) != 0) cpu_relax(); /* only tasks already claimed */
+}
+
+/* Number of tasks for `work` units: at least min_work each, at most 4 per thread. */
+static size_t task_count(double work, double min_work, size_t max_parts) {
+  double t = work / min_work;
+  size_t cap = (size_t)pool.nthreads * 4;
+  if (cap > max_parts) cap = max_parts;
+  if (t < 1) return 1;
+  return t > (double)cap ? cap : (size_t)t;
 }
 
 /* ------------------------------------------------------------------------- */
 /* gemm: C[batch] = op(A[batch]) @ op(B[batch]) with broadcast batch dims.    */
+/* OpenBLAS runs single-threaded; the pool splits batches and row / column    */
+/* blocks, so there is one scheduler for the two cores, not two competing.    */
 /* ------------------------------------------------------------------------- */
 
 typedef struct {
   float *a, *b, *c;
   int m, n, k, ta, tb;
-  float beta;               /* 0: C = A B, 1: C += A B */
-  int rank;                 /* number of batch dims */
-  const double *shape;      /* out batch shape [rank] */
-  const double *sa, *sb;    /* batch strides of A and B in elements (0 = broadcast) */
+  float beta;          /* 0: C = A B, 1: C += A B */
+  int rank;            /* number of batch dims */
+  const double *shape; /* out batch shape [rank] */
+  const double *sa, *sb; /* batch strides of A and B in elements (0 = broadcast) */
+  size_t splits;       /* blocks per matrix */
+  int split_m;         /* split rows (1) or columns (0) */
 } gemm_job;
 
-static void gemm_one(const gemm_job *j, size_t bi) {
+static void gemm_task(void *ctx, size_t task) {
+  const gemm_job *j = (const gemm_job *)ctx;
+  size_t bi = task / j->splits, part = task % j->splits;
   /* unravel bi over the batch shape (row-major) to element offsets of A and B */
   size_t rem = bi, oa = 0, ob = 0;
   for (int d = j->rank - 1; d >= 0; d--) {
@@ -197,24 +218,36 @@ static void gemm_one(const gemm_job *j, size_t bi) {
     oa += idx * (size_t)j->sa[d];
     ob += idx * (size_t)j->sb[d];
   }
+  const float *a = j->a + oa, *b = j->b + ob;
   float *c = j->c + bi * (size_t)j->m * (size_t)j->n;
   int lda = j->ta ? j->m : j->k;
   int ldb = j->tb ? j->k : j->n;
-  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, j->m, j->n, j->k,
-              1.0f, j->a + oa, lda, j->b + ob, ldb, j->beta, c, j->n);
+  int m = j->m, n = j->n;
+  if (j->splits > 1) {
+    /* block boundaries rounded to 16 so each block keeps whole micro-kernel tiles */
+    size_t total = j->split_m ? (size_t)j->m : (size_t)j->n;
+    size_t per = ((total + j->splits - 1) / j->splits + 15) & ~(size_t)15;
+    size_t lo = part * per, hi = lo + per > total ? total : lo + per;
+    if (lo >= hi) return;
+    if (j->split_m) {
+      a += j->ta ? lo : lo * (size_t)j->k;
+      c += lo * (size_t)j->n;
+      m = (int)(hi - lo);
+    } else {
+      b += j->tb ? lo * (size_t)j->k : lo;
+      c += lo;
+      n = (int)(hi - lo);
+    }
+  }
+  cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, m, n, j->k, 1.0f, a,
+              lda, b, ldb, j->beta, c, j->n);
 }
-
-static void gemm_range(void *ctx, size_t b, size_t e) {
-  for (size_t i = b; i < e; i++) gemm_one((const gemm_job *)ctx, i);
-}
-
-static int blas_threads = 1;
 
 /*
  * gemm(heap, desc): desc = [aOff, bOff, cOff, M, N, K, transA, transB, beta, rank,
  *                           outBatch[rank], strideA[rank], strideB[rank]]
- * beta 0 overwrites C, beta 1 accumulates into it (the im2col filter gradient).
  * Offsets in bytes; strides in elements. C is written contiguous [batch, M, N].
+ * beta 0 overwrites C, beta 1 accumulates into it (the im2col filter gradient).
  */
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -255,12 +288,10 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   j.c = (float *)(heap + (size_t)d[2]);
   if (nb == 0 || mn == 0) return NULL;
   if (j.k == 0) {
-    if (j.beta != 0) return NULL;
-    memset(j.c, 0, (size_t)(nb * mn) * 4);
+    if (j.beta == 0) memset(j.c, 0, (size_t)(nb * mn) * 4);
     return NULL;
   }
-  size_t nbatch = (size_t)nb;
-  /* B shared by every batch and A's batches contiguous: one tall gemm. */
+  /* B shared by every batch and A's batches contiguous and untransposed: one tall gemm. */
   int b_shared = 1, a_contig = !j.ta;
   double expect = mk;
   for (int i = rank - 1; i >= 0; i--) {
@@ -268,95 +299,312 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
     if (j.shape[i] != 1 && j.sa[i] != expect) a_contig = 0;
     expect *= j.shape[i];
   }
-  if (nbatch > 1 && b_shared && a_contig) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, j.tb ? CblasTrans : CblasNoTrans, (int)(nbatch * j.m), j.n, j.k, 1.0f, j.a,
-                j.k, j.b, j.tb ? j.k : j.n, j.beta, j.c, j.n);
-    return NULL;
+  if (nb > 1 && b_shared && a_contig) {
+    j.m = (int)(nb * j.m);
+    j.rank = 0;
+    nb = 1;
   }
-  if (nbatch == 1 || blas_threads > 1 && mn * j.k >= 2e6) {
-    /* big matrices: let OpenBLAS thread each one */
-    for (size_t i = 0; i < nbatch; i++) gemm_one(&j, i);
-  } else {
-    /* many small matrices: one single-threaded sgemm per batch, batches split over the pool */
-    if (blas_threads > 1) openblas_set_num_threads(1);
-    parallel_for(gemm_range, &j, nbatch, nb * mn * j.k);
-    if (blas_threads > 1) openblas_set_num_threads(blas_threads);
+  size_t nbatch = (size_t)nb;
+  double flops = 2.0 * nb * mn * j.k;
+  j.splits = 1;
+  j.split_m = j.m >= j.n;
+  if (nbatch < (size_t)pool.nthreads * 2) {
+    /* few matrices: cut each into row or column blocks of at least ~2 MFLOP */
+    size_t along = (size_t)(j.split_m ? j.m : j.n) / 16;
+    double per_matrix = flops / nb;
+    j.splits = task_count(per_matrix, 2e6, along > 0 ? along : 1);
   }
+  parallel_tasks(gemm_task, &j, nbatch * j.splits, flops / 8);
   return NULL;
 }
 
 /* ------------------------------------------------------------------------- */
-/* Reductions                                                                 */
+/* Reductions: out[p, q] = scale * sum_r x[p, r, q]                           */
 /* ------------------------------------------------------------------------- */
 
 typedef struct {
   const float *x;
   float *out;
-  size_t red, post;
+  size_t pre, red, post;
+  int divide;            /* mean: divide by red (as the stock kernel), not multiply */
+  size_t rows_per_task;  /* split over pre: rows of the [pre, red, post] view per task */
+  size_t chunks;         /* split over red instead: chunks per row, partial sums in `partial` */
+  float *partial;        /* [pre, chunks, post] */
 } sum_job;
 
-/* out[p, q] = sum_r x[p, r, q] for p in [b, e); vectorised along q. */
-static void sum_range(void *ctx, size_t b, size_t e) {
+/* o[0..post) = sum over r in [r0, r1) of x[r, 0..post) (x rows `post` apart) */
+static void sum_block(const float *x, size_t r0, size_t r1, size_t post, float *o) {
+  if (post == 1) {
+    /* innermost reduction: eight partial sums so the compiler vectorises */
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t r = r0;
+    for (; r + 8 <= r1; r += 8)
+      for (int u = 0; u < 8; u++) acc[u] += x[r + u];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; r < r1; r++) s += x[r];
+    o[0] = s;
+    return;
+  }
+  memcpy(o, x + r0 * post, post * sizeof(float));
+  for (size_t r = r0 + 1; r < r1; r++) {
+    const float *xr = x + r * post;
+    for (size_t q = 0; q < post; q++) o[q] += xr[q];
+  }
+}
+
+static void sum_task(void *ctx, size_t t) {
   const sum_job *j = (const sum_job *)ctx;
   size_t red = j->red, post = j->post;
-  for (size_t p = b; p < e; p++) {
-    const float *x = j->x + p * red * post;
-    float *o = j->out + p * post;
-    if (post == 1) {
-      /* innermost reduction: eight partial sums so the compiler vectorises */
-      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      size_t r = 0;
-      for (; r + 8 <= red; r += 8)
-        for (int u = 0; u < 8; u++) acc[u] += x[r + u];
-      float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-      for (; r < red; r++) s += x[r];
-      o[0] = s;
-    } else {
-      memcpy(o, x, post * sizeof(float));
-      for (size_t r = 1; r < red; r++) {
-        const float *xr = x + r * post;
-        for (size_t q = 0; q < post; q++) o[q] += xr[q];
-      }
+  if (j->chunks) {
+    size_t p = t / j->chunks, c = t % j->chunks;
+    size_t per = (red + j->chunks - 1) / j->chunks;
+    size_t r0 = c * per, r1 = r0 + per > red ? red : r0 + per;
+    float *o = j->partial + t * post;
+    if (r0 >= r1) {
+      memset(o, 0, post * sizeof(float));
+      return;
     }
+    sum_block(j->x + p * red * post, r0, r1, post, o);
+    return;
+  }
+  size_t p0 = t * j->rows_per_task, p1 = p0 + j->rows_per_task;
+  if (p1 > j->pre) p1 = j->pre;
+  for (size_t p = p0; p < p1; p++) {
+    float *o = j->out + p * post;
+    sum_block(j->x + p * red * post, 0, red, post, o);
+    if (j->divide)
+      for (size_t q = 0; q < post; q++) o[q] = o[q] / (float)red;
   }
 }
 
-/* Leading-axis reduction split over q (columns) instead of p: pre == 1. */
-static void sum_cols_range(void *ctx, size_t b, size_t e) {
-  const sum_job *j = (const sum_job *)ctx;
-  size_t red = j->red, post = j->post;
-  float *o = j->out;
-  memcpy(o + b, j->x + b, (e - b) * sizeof(float));
-  for (size_t r = 1; r < red; r++) {
-    const float *xr = j->x + r * post;
-    for (size_t q = b; q < e; q++) o[q] += xr[q];
-  }
-}
-
-/* sum(heap, xOff, outOff, pre, red, post): out[pre, post] = sum over the middle axis of x[pre, red, post]. */
+/* sum(heap, xOff, outOff, pre, red, post, mean): out[pre, post] = sum (or mean) over the middle axis. */
 static napi_value js_sum(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 6) FAIL("sum(heap, xOff, outOff, pre, red, post): expected 6 arguments");
+  if (argc < 7) FAIL("sum(heap, xOff, outOff, pre, red, post, mean): expected 7 arguments");
   uint8_t *heap;
   size_t heap_len;
   if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("sum: argument 0 must be the wasm heap ArrayBuffer");
-  double v[5];
-  for (int i = 0; i < 5; i++) CHECK(napi_get_value_double(env, argv[1 + i], &v[i]));
+  double v[6];
+  for (int i = 0; i < 6; i++) CHECK(napi_get_value_double(env, argv[1 + i], &v[i]));
   double pre = v[2], red = v[3], post = v[4];
   if (!in_heap(heap_len, v[0], 4 * pre * red * post) || !in_heap(heap_len, v[1], 4 * pre * post))
     FAIL("sum: an operand lies outside the wasm heap");
-  sum_job j = {(const float *)(heap + (size_t)v[0]), (float *)(heap + (size_t)v[1]), (size_t)red, (size_t)post};
+  sum_job j = {(const float *)(heap + (size_t)v[0]), (float *)(heap + (size_t)v[1]), (size_t)pre, (size_t)red,
+               (size_t)post, v[5] != 0, 0, 0, NULL};
   if (pre * post == 0) return NULL;
   if (red == 0) {
-    memset(j.out, 0, (size_t)(pre * post) * 4);
+    float fill = j.divide ? NAN : 0.0f; /* mean of nothing is 0/0 */
+    for (size_t i = 0; i < (size_t)(pre * post); i++) j.out[i] = fill;
     return NULL;
   }
-  if (pre == 1 && post >= 64)
-    parallel_for(sum_cols_range, &j, (size_t)post, red * post);
-  else
-    parallel_for(sum_range, &j, (size_t)pre, pre * red * post);
+  double work = pre * red * post;
+  if (pool.nthreads > 1 && pre < (double)pool.nthreads * 2 && red >= 64 && work >= 65536) {
+    /* few output rows (a bias gradient: pre == 1): each task sums a block of the
+       reduced axis into its own partial row (whole rows: contiguous, prefetchable),
+       then the partial rows are added here */
+    j.chunks = task_count(work, 32768, (size_t)red / 16);
+    size_t ntasks = (size_t)pre * j.chunks;
+    j.partial = (float *)malloc(ntasks * (size_t)post * sizeof(float));
+    if (!j.partial) FAIL("sum: out of memory for partial sums");
+    parallel_tasks(sum_task, &j, ntasks, work);
+    for (size_t p = 0; p < (size_t)pre; p++) {
+      float *o = j.out + p * (size_t)post;
+      const float *part = j.partial + p * j.chunks * (size_t)post;
+      memcpy(o, part, (size_t)post * sizeof(float));
+      for (size_t c = 1; c < j.chunks; c++)
+        for (size_t q = 0; q < (size_t)post; q++) o[q] += part[c * (size_t)post + q];
+      if (j.divide)
+        for (size_t q = 0; q < (size_t)post; q++) o[q] = o[q] / (float)red;
+    }
+    free(j.partial);
+    return NULL;
+  }
+  size_t parts = task_count(work, 32768, (size_t)pre);
+  j.rows_per_task = ((size_t)pre + parts - 1) / parts;
+  parallel_tasks(sum_task, &j, ((size_t)pre + j.rows_per_task - 1) / j.rows_per_task, work);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Broadcasting binary ops: out = a (op) b, float32, numpy broadcasting.      */
+/* The TypeScript side collapses the shapes to at most 6 dims and gives each  */
+/* operand's element strides per output dim (0 where broadcast).              */
+/* ------------------------------------------------------------------------- */
+
+enum { OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3, OP_SQDIFF = 4 };
+#define MAX_RANK 6
+
+typedef struct {
+  const float *a, *b;
+  float *out;
+  int op, rank;
+  size_t shape[MAX_RANK], sa[MAX_RANK], sb[MAX_RANK];
+  size_t inner, rows, rows_per_task;
+} binary_job;
+
+#define BIN_LOOP(EXPR)                                                  \
+  do {                                                                  \
+    if (sa == 1 && sb == 1)                                             \
+      for (size_t i = 0; i < n; i++) { float x = a[i], y = b[i]; o[i] = (EXPR); } \
+    else if (sa == 1 && sb == 0) {                                      \
+      float y = b[0];                                                   \
+      for (size_t i = 0; i < n; i++) { float x = a[i]; o[i] = (EXPR); } \
+    } else if (sa == 0 && sb == 1) {                                    \
+      float x = a[0];                                                   \
+      for (size_t i = 0; i < n; i++) { float y = b[i]; o[i] = (EXPR); } \
+    } else                                                              \
+      for (size_t i = 0; i < n; i++) { float x = a[i * sa], y = b[i * sb]; o[i] = (EXPR); } \
+  } while (0)
+
+static void binary_row(int op, const float *a, size_t sa, const float *b, size_t sb, float *o, size_t n) {
+  switch (op) {
+    case OP_ADD: BIN_LOOP(x + y); break;
+    case OP_SUB: BIN_LOOP(x - y); break;
+    case OP_MUL: BIN_LOOP(x * y); break;
+    case OP_DIV: BIN_LOOP(x / y); break;
+    case OP_SQDIFF: BIN_LOOP((x - y) * (x - y)); break;
+  }
+}
+
+static void binary_task(void *ctx, size_t t) {
+  const binary_job *j = (const binary_job *)ctx;
+  size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task;
+  if (r1 > j->rows) r1 = j->rows;
+  int last = j->rank - 1;
+  for (size_t r = r0; r < r1; r++) {
+    size_t rem = r, oa = 0, ob = 0;
+    for (int d = last - 1; d >= 0; d--) {
+      size_t idx = rem % j->shape[d];
+      rem /= j->shape[d];
+      oa += idx * j->sa[d];
+      ob += idx * j->sb[d];
+    }
+    binary_row(j->op, j->a + oa, j->sa[last], j->b + ob, j->sb[last], j->out + r * j->inner, j->inner);
+  }
+}
+
+/* binary(heap, desc): desc = [aOff, bOff, outOff, op, rank, shape[rank], strideA[rank], strideB[rank]] */
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) FAIL("binary(heap, desc): expected 2 arguments");
+  uint8_t *heap;
+  size_t heap_len, nd;
+  const double *d;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("binary: argument 0 must be the wasm heap ArrayBuffer");
+  if (!get_desc(env, argv[1], &d, &nd) || nd < 5) FAIL("binary: argument 1 must be a Float64Array descriptor");
+  binary_job j;
+  j.op = (int)d[3];
+  j.rank = (int)d[4];
+  if (j.op < OP_ADD || j.op > OP_SQDIFF) FAIL("binary: unknown op code");
+  if (j.rank < 1 || j.rank > MAX_RANK || nd < (size_t)(5 + 3 * j.rank)) FAIL("binary: bad rank in descriptor");
+  double size = 1, maxa = 0, maxb = 0;
+  for (int i = 0; i < j.rank; i++) {
+    j.shape[i] = (size_t)d[5 + i];
+    j.sa[i] = (size_t)d[5 + j.rank + i];
+    j.sb[i] = (size_t)d[5 + 2 * j.rank + i];
+    size *= d[5 + i];
+    maxa += (d[5 + i] - 1) * d[5 + j.rank + i];
+    maxb += (d[5 + i] - 1) * d[5 + 2 * j.rank + i];
+  }
+  if (size == 0) return NULL;
+  if (!in_heap(heap_len, d[0], 4 * (maxa + 1)) || !in_heap(heap_len, d[1], 4 * (maxb + 1)) ||
+      !in_heap(heap_len, d[2], 4 * size))
+    FAIL("binary: an operand lies outside the wasm heap");
+  j.a = (const float *)(heap + (size_t)d[0]);
+  j.b = (const float *)(heap + (size_t)d[1]);
+  j.out = (float *)(heap + (size_t)d[2]);
+  j.inner = j.shape[j.rank - 1];
+  j.rows = (size_t)size / j.inner;
+  size_t parts = task_count(size, 32768, j.rows);
+  j.rows_per_task = (j.rows + parts - 1) / parts;
+  parallel_tasks(binary_task, &j, (j.rows + j.rows_per_task - 1) / j.rows_per_task, size);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Softmax over the last axis.                                                */
+/* ------------------------------------------------------------------------- */
+
+/* exp(x) for float, branch-free so loops over it vectorise: Cody-Waite range
+   reduction x = n ln2 + r, |r| <= ln2 / 2, then a degree-6 polynomial for e^r and
+   2^n from the exponent bits (the scheme of Cephes expf / XNNPACK's exp). Relative
+   error about 2 ulp; below -87.3 the result flushes to 0, as a softmax wants. */
+static inline float exp_approx(float x) {
+  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  /* round to nearest by the 1.5 * 2^23 trick (vectorises; roundf does not) */
+  float n = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { float f; int32_t i; } scale;
+  scale.i = ((int32_t)n + 127) << 23;
+  float y = p * scale.f;
+  return x <= -87.3f ? 0.0f : y;
+}
+
+typedef struct {
+  const float *x;
+  float *out;
+  size_t channels, rows, rows_per_task;
+} softmax_job;
+
+static void softmax_task(void *ctx, size_t t) {
+  const softmax_job *j = (const softmax_job *)ctx;
+  size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task, c = j->channels;
+  if (r1 > j->rows) r1 = j->rows;
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * c;
+    float *o = j->out + r * c;
+    /* row max in eight lanes (a single running max would not vectorise) */
+    float mx[8];
+    for (int u = 0; u < 8; u++) mx[u] = x[0];
+    size_t i = 0;
+    for (; i + 8 <= c; i += 8)
+      for (int u = 0; u < 8; u++) mx[u] = x[i + u] > mx[u] ? x[i + u] : mx[u];
+    float m = mx[0];
+    for (int u = 1; u < 8; u++) m = mx[u] > m ? mx[u] : m;
+    for (; i < c; i++) m = x[i] > m ? x[i] : m;
+    for (i = 0; i < c; i++) o[i] = exp_approx(x[i] - m);
+    /* eight partial sums: a single float accumulator would not vectorise */
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (i = 0; i + 8 <= c; i += 8)
+      for (int u = 0; u < 8; u++) acc[u] += o[i + u];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < c; i++) s += o[i];
+    float inv = 1.0f / s;
+    for (i = 0; i < c; i++) o[i] *= inv;
+  }
+}
+
+/* softmax(heap, xOff, outOff, rows, channels) */
+static napi_value js_softmax(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) FAIL("softmax(heap, xOff, outOff, rows, channels): expected 5 arguments");
+  uint8_t *heap;
+  size_t heap_len;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("softmax: argument 0 must be the wasm heap ArrayBuffer");
+  double v[4];
+  for (int i = 0; i < 4; i++) CHECK(napi_get_value_double(env, argv[1 + i], &v[i]));
+  double size = v[2] * v[3];
+  if (!in_heap(heap_len, v[0], 4 * size) || !in_heap(heap_len, v[1], 4 * size))
+    FAIL("softmax: an operand lies outside the wasm heap");
+  if (size == 0) return NULL;
+  softmax_job j = {(const float *)(heap + (size_t)v[0]), (float *)(heap + (size_t)v[1]), (size_t)v[3], (size_t)v[2], 0};
+  size_t parts = task_count(size * 4, 32768, j.rows);
+  j.rows_per_task = (j.rows + parts - 1) / parts;
+  parallel_tasks(softmax_task, &j, (j.rows + j.rows_per_task - 1) / j.rows_per_task, size * 4);
   return NULL;
 }
 
@@ -364,7 +612,7 @@ static napi_value js_sum(napi_env env, napi_callback_info info) {
 /* Module                                                                     */
 /* ------------------------------------------------------------------------- */
 
-/* info() -> { blas: OpenBLAS config string, blasThreads, poolThreads } */
+/* info() -> { blas: OpenBLAS config string, blasThreads (1: the pool threads it), poolThreads } */
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value o, s, n1, n2;
@@ -385,11 +633,15 @@ static napi_value Init(napi_env env, napi_value exports) {
     const char *want = getenv("LENS_NATIVE_THREADS");
     int n = want && atoi(want) > 0 ? atoi(want) : (int)(cores > 0 ? cores : 1);
     pool_start(n);
-    blas_threads = openblas_get_num_threads();
+    /* OpenBLAS's own threads would compete with the pool for the same cores (and
+       spin after each call); every sgemm here is one task of the pool instead */
+    openblas_set_num_threads(1);
   }
   napi_property_descriptor props[] = {
       {"gemm", NULL, js_gemm, NULL, NULL, NULL, napi_default, NULL},
       {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
+      {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

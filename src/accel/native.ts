@@ -14,8 +14,12 @@ import { projectRoot } from '../util/paths';
 export interface NativeAddon {
   /** C[batch] = op(A) op(B); desc = [aOff, bOff, cOff, M, N, K, tA, tB, rank, outBatch[rank], strideA[rank], strideB[rank]]. */
   gemm(heap: ArrayBuffer, desc: Float64Array): void;
-  /** out[pre, post] = sum_r x[pre, r, post]. */
-  sum(heap: ArrayBuffer, xOff: number, outOff: number, pre: number, red: number, post: number): void;
+  /** out[pre, post] = sum_r x[pre, r, post] (divided by red when `mean` is 1). */
+  sum(heap: ArrayBuffer, xOff: number, outOff: number, pre: number, red: number, post: number, mean: number): void;
+  /** out = a (op) b with broadcasting; desc = [aOff, bOff, outOff, op, rank, shape[rank], strideA[rank], strideB[rank]]. */
+  binary(heap: ArrayBuffer, desc: Float64Array): void;
+  /** Row softmax of x: [rows, channels]. */
+  softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
   info(): { blas: string; blasThreads: number; poolThreads: number };
 }
@@ -54,8 +58,8 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.sum !== 'function') {
-      return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (no gemm/sum): rebuild it` };
+    if (typeof addon.gemm !== 'function' || typeof addon.binary !== 'function' || typeof addon.softmax !== 'function') {
+      return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (no gemm / binary / softmax): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };
   } catch (e) {

@@ -1,8 +1,8 @@
 /**
- * Sum, Identity and Cast for the wasm backend (replacing tfjs-backend-wasm 4.22's
- * kernels/Sum.ts, Identity.ts, Cast.ts).
+ * Sum, Mean, Identity and Cast for the wasm backend (replacing tfjs-backend-wasm
+ * 4.22's kernels/Sum.ts, Mean.ts, Identity.ts, Cast.ts).
  *
- * - Sum: the stock kernel transposes the reduced axes to the end, then sums the
+ * - Sum / Mean: the stock kernel transposes the reduced axes to the end, then sums the
  *   innermost axis. Every bias gradient (broadcasting Add's backward pass) is a sum
  *   over the LEADING axes of a large [N, C] gradient, so it paid a full scalar
  *   transpose first. Here any contiguous block of axes is summed in place as
@@ -18,6 +18,15 @@ import { heapBuffer, offsetOf, type KernelArgs } from './wasm-backend';
 
 /** Sum kernel (inputs x; attrs axis, keepDims). x: [...] -> x summed over `axis`. */
 export function makeSum(addon: NativeAddon, stock: tf.KernelFunc) {
+  return makeReduce(addon, stock, false);
+}
+
+/** Mean kernel: as Sum, then divided by the number of reduced elements (float32 out). */
+export function makeMean(addon: NativeAddon, stock: tf.KernelFunc) {
+  return makeReduce(addon, stock, true);
+}
+
+function makeReduce(addon: NativeAddon, stock: tf.KernelFunc, mean: boolean) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { x } = args.inputs;
     const { axis, keepDims } = (args.attrs ?? {}) as { axis: number | number[]; keepDims: boolean };
@@ -42,7 +51,7 @@ export function makeSum(addon: NativeAddon, stock: tf.KernelFunc) {
       ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
       : shape.filter((_, i) => i < first || i > last);
     const out = args.backend.makeOutput(outShape, 'float32');
-    addon.sum(heapBuffer(args.backend), offsetOf(args.backend, x), offsetOf(args.backend, out), pre, red, post);
+    addon.sum(heapBuffer(args.backend), offsetOf(args.backend, x), offsetOf(args.backend, out), pre, red, post, mean ? 1 : 0);
     return out;
   };
 }
