@@ -112,11 +112,15 @@ async function profileStep(step: RefStep): Promise<void> {
   });
   const wall = performance.now() - t0;
   const by = new Map<string, { n: number; ms: number }>();
+  const byShape = new Map<string, { n: number; ms: number }>();
   for (const k of info.kernels) {
-    const e = by.get(k.name) ?? { n: 0, ms: 0 };
-    e.n++;
-    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    by.set(k.name, e);
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    for (const [map, key] of [[by, k.name], [byShape, `${k.name} ${JSON.stringify(k.inputShapes)}`]] as const) {
+      const e = map.get(key) ?? { n: 0, ms: 0 };
+      e.n++;
+      e.ms += ms;
+      map.set(key, e);
+    }
   }
   const rows = [...by.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const total = rows.reduce((s, [, e]) => s + e.ms, 0);
@@ -126,6 +130,10 @@ async function profileStep(step: RefStep): Promise<void> {
     console.log(`${name.padEnd(24)}${String(e.n).padStart(7)}${e.ms.toFixed(1).padStart(10)}${`${((100 * e.ms) / total).toFixed(1)}%`.padStart(8)}`);
   }
   console.log(`${'(outside kernels)'.padEnd(24)}${''.padStart(7)}${(wall - total).toFixed(1).padStart(10)}`);
+  console.log('\nheaviest kernel calls by input shapes:');
+  for (const [key, e] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
+    console.log(`${e.ms.toFixed(1).padStart(8)} ms ${String(e.n).padStart(4)}x  ${key}`);
+  }
 }
 
 function appendArrow(path: string, rows: Record<string, Array<string | number>>): void {

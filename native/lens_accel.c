@@ -442,6 +442,7 @@ typedef struct {
   int op, rank;
   size_t shape[MAX_RANK], sa[MAX_RANK], sb[MAX_RANK];
   size_t inner, rows, rows_per_task;
+  size_t col_chunks, cols_per_task; /* few long rows (same-shape operands collapse to one): split the row */
 } binary_job;
 
 #define BIN_LOOP(EXPR)                                                  \
@@ -470,9 +471,19 @@ static void binary_row(int op, const float *a, size_t sa, const float *b, size_t
 
 static void binary_task(void *ctx, size_t t) {
   const binary_job *j = (const binary_job *)ctx;
-  size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task;
-  if (r1 > j->rows) r1 = j->rows;
+  size_t r0, r1, c0 = 0, c1 = j->inner;
+  if (j->col_chunks > 1) {
+    r0 = t / j->col_chunks;
+    r1 = r0 + 1;
+    c0 = (t % j->col_chunks) * j->cols_per_task;
+    c1 = c0 + j->cols_per_task > j->inner ? j->inner : c0 + j->cols_per_task;
+    if (c0 >= c1) return;
+  } else {
+    r0 = t * j->rows_per_task;
+    r1 = r0 + j->rows_per_task > j->rows ? j->rows : r0 + j->rows_per_task;
+  }
   int last = j->rank - 1;
+  size_t la = j->sa[last], lb = j->sb[last];
   for (size_t r = r0; r < r1; r++) {
     size_t rem = r, oa = 0, ob = 0;
     for (int d = last - 1; d >= 0; d--) {
@@ -481,7 +492,7 @@ static void binary_task(void *ctx, size_t t) {
       oa += idx * j->sa[d];
       ob += idx * j->sb[d];
     }
-    binary_row(j->op, j->a + oa, j->sa[last], j->b + ob, j->sb[last], j->out + r * j->inner, j->inner);
+    binary_row(j->op, j->a + oa + c0 * la, la, j->b + ob + c0 * lb, lb, j->out + r * j->inner + c0, c1 - c0);
   }
 }
 
@@ -519,9 +530,20 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
   j.out = (float *)(heap + (size_t)d[2]);
   j.inner = j.shape[j.rank - 1];
   j.rows = (size_t)size / j.inner;
-  size_t parts = task_count(size, 32768, j.rows);
-  j.rows_per_task = (j.rows + parts - 1) / parts;
-  parallel_tasks(binary_task, &j, (j.rows + j.rows_per_task - 1) / j.rows_per_task, size);
+  size_t parts = task_count(size, 32768, (size_t)size / 256 + 1);
+  size_t ntasks;
+  if (j.rows >= parts) {
+    j.col_chunks = 1;
+    j.rows_per_task = (j.rows + parts - 1) / parts;
+    ntasks = (j.rows + j.rows_per_task - 1) / j.rows_per_task;
+  } else {
+    /* blocks of a row, in multiples of 16 floats (whole cache lines) */
+    size_t per_row = (parts + j.rows - 1) / j.rows;
+    j.cols_per_task = ((j.inner + per_row - 1) / per_row + 15) & ~(size_t)15;
+    j.col_chunks = (j.inner + j.cols_per_task - 1) / j.cols_per_task;
+    ntasks = j.rows * j.col_chunks;
+  }
+  parallel_tasks(binary_task, &j, ntasks, size);
   return NULL;
 }
 
@@ -609,6 +631,125 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Unary ops over a flat float32 array.                                       */
+/* ------------------------------------------------------------------------- */
+
+enum { UN_SIGMOID = 0, UN_EXP = 1 };
+
+typedef struct {
+  const float *x;
+  float *out;
+  size_t n, per_task;
+  int op;
+} unary_job;
+
+static void unary_task(void *ctx, size_t t) {
+  const unary_job *j = (const unary_job *)ctx;
+  size_t i0 = t * j->per_task, i1 = i0 + j->per_task > j->n ? j->n : i0 + j->per_task;
+  const float *x = j->x;
+  float *o = j->out;
+  switch (j->op) {
+    case UN_SIGMOID:
+      /* 1 / (1 + e^-x), as the stock kernel; e^-x saturates to 0 or 3e38, so the ends are 1 and ~0 */
+      for (size_t i = i0; i < i1; i++) o[i] = 1.0f / (1.0f + exp_approx(-x[i]));
+      break;
+    case UN_EXP:
+      for (size_t i = i0; i < i1; i++) o[i] = exp_approx(x[i]);
+      break;
+  }
+}
+
+/* unary(heap, xOff, outOff, n, op) */
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) FAIL("unary(heap, xOff, outOff, n, op): expected 5 arguments");
+  uint8_t *heap;
+  size_t heap_len;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("unary: argument 0 must be the wasm heap ArrayBuffer");
+  double v[4];
+  for (int i = 0; i < 4; i++) CHECK(napi_get_value_double(env, argv[1 + i], &v[i]));
+  if (!in_heap(heap_len, v[0], 4 * v[2]) || !in_heap(heap_len, v[1], 4 * v[2])) FAIL("unary: an operand lies outside the wasm heap");
+  if (v[3] != UN_SIGMOID && v[3] != UN_EXP) FAIL("unary: unknown op code");
+  unary_job j = {(const float *)(heap + (size_t)v[0]), (float *)(heap + (size_t)v[1]), (size_t)v[2], 0, (int)v[3]};
+  if (j.n == 0) return NULL;
+  size_t parts = task_count((double)j.n * 4, 32768, j.n / 256 + 1);
+  j.per_task = ((j.n + parts - 1) / parts + 15) & ~(size_t)15;
+  parallel_tasks(unary_task, &j, (j.n + j.per_task - 1) / j.per_task, (double)j.n * 4);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Transpose of 4-byte elements: out = x permuted, rank <= 6.                 */
+/* The TypeScript side drops size-1 dims and passes each output dim's stride  */
+/* in x, so the inner loop is a strided (often contiguous) copy.              */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+  const uint32_t *x;
+  uint32_t *out;
+  int rank;
+  size_t shape[MAX_RANK], stride[MAX_RANK]; /* output shape; x stride per output dim */
+  size_t inner, rows, rows_per_task;
+} transpose_job;
+
+static void transpose_task(void *ctx, size_t t) {
+  const transpose_job *j = (const transpose_job *)ctx;
+  size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task > j->rows ? j->rows : r0 + j->rows_per_task;
+  int last = j->rank - 1;
+  size_t ls = j->stride[last], n = j->inner;
+  for (size_t r = r0; r < r1; r++) {
+    size_t rem = r, off = 0;
+    for (int d = last - 1; d >= 0; d--) {
+      size_t idx = rem % j->shape[d];
+      rem /= j->shape[d];
+      off += idx * j->stride[d];
+    }
+    const uint32_t *x = j->x + off;
+    uint32_t *o = j->out + r * n;
+    if (ls == 1)
+      memcpy(o, x, n * 4);
+    else
+      for (size_t i = 0; i < n; i++) o[i] = x[i * ls];
+  }
+}
+
+/* transpose(heap, desc): desc = [xOff, outOff, rank, outShape[rank], xStride[rank]] */
+static napi_value js_transpose(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) FAIL("transpose(heap, desc): expected 2 arguments");
+  uint8_t *heap;
+  size_t heap_len, nd;
+  const double *d;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("transpose: argument 0 must be the wasm heap ArrayBuffer");
+  if (!get_desc(env, argv[1], &d, &nd) || nd < 3) FAIL("transpose: argument 1 must be a Float64Array descriptor");
+  transpose_job j;
+  j.rank = (int)d[2];
+  if (j.rank < 1 || j.rank > MAX_RANK || nd < (size_t)(3 + 2 * j.rank)) FAIL("transpose: bad rank in descriptor");
+  double size = 1, maxx = 0;
+  for (int i = 0; i < j.rank; i++) {
+    j.shape[i] = (size_t)d[3 + i];
+    j.stride[i] = (size_t)d[3 + j.rank + i];
+    size *= d[3 + i];
+    maxx += (d[3 + i] - 1) * d[3 + j.rank + i];
+  }
+  if (size == 0) return NULL;
+  if (!in_heap(heap_len, d[0], 4 * (maxx + 1)) || !in_heap(heap_len, d[1], 4 * size))
+    FAIL("transpose: an operand lies outside the wasm heap");
+  j.x = (const uint32_t *)(heap + (size_t)d[0]);
+  j.out = (uint32_t *)(heap + (size_t)d[1]);
+  j.inner = j.shape[j.rank - 1];
+  j.rows = (size_t)size / j.inner;
+  size_t parts = task_count(size, 32768, j.rows);
+  j.rows_per_task = (j.rows + parts - 1) / parts;
+  parallel_tasks(transpose_task, &j, (j.rows + j.rows_per_task - 1) / j.rows_per_task, size);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -642,6 +783,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sum", NULL, js_sum, NULL, NULL, NULL, napi_default, NULL},
       {"binary", NULL, js_binary, NULL, NULL, NULL, napi_default, NULL},
       {"softmax", NULL, js_softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, js_unary, NULL, NULL, NULL, napi_default, NULL},
+      {"transpose", NULL, js_transpose, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -1,12 +1,15 @@
 /**
  * Element-wise kernels for the wasm backend on the native addon: the broadcasting
- * binary ops (Add, Sub, Multiply, RealDiv, SquaredDifference) and Softmax, which
+ * binary ops (Add, Sub, Multiply, RealDiv, SquaredDifference), Sigmoid, Softmax and
+ * Transpose, which
  * dominate a training step once its matmuls are fast (bench --profile). They replace
  * tfjs-backend-wasm 4.22's kernels of the same names (kernels/binary_kernel.ts,
  * Softmax.ts) for float32 inputs, with the same numpy broadcasting
  * (tf.broadcast_util); other dtypes keep the stock kernels. The arithmetic is the
- * same IEEE float32 operation, so binary results are bit-identical; Softmax uses a
- * polynomial exp (about 2 ulp, as XNNPACK's), max-subtracted like the stock kernel.
+ * same IEEE float32 operation, so binary results are bit-identical; Softmax and
+ * Sigmoid use a polynomial exp (about 2 ulp, as XNNPACK's), Softmax max-subtracted
+ * like the stock kernel. All of them split across the addon's threads (the stock
+ * wasm kernels run on one core).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native';
@@ -98,6 +101,76 @@ export function makeSoftmax(addon: NativeAddon, stock: tf.KernelFunc) {
     const size = tf.util.sizeFromShape(logits.shape);
     if (size === 0) return out;
     addon.softmax(heapBuffer(backend), offsetOf(backend, logits), offsetOf(backend, out), size / channels, channels);
+    return out;
+  };
+}
+
+/** Sigmoid kernel: 1 / (1 + e^-x), float32 (other dtypes: stock). */
+export function makeSigmoid(addon: NativeAddon, stock: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { x } = args.inputs;
+    if (x.dtype !== 'float32') return stock(args as never) as tf.TensorInfo;
+    const backend = args.backend;
+    const out = backend.makeOutput(x.shape, 'float32');
+    const n = tf.util.sizeFromShape(x.shape);
+    if (n > 0) addon.unary(heapBuffer(backend), offsetOf(backend, x), offsetOf(backend, out), n, 0);
+    return out;
+  };
+}
+
+/**
+ * The permutation as a strided copy: output dims of size 1 dropped, neighbours merged
+ * where x walks them contiguously. Returns the output shape and x's stride per output dim.
+ */
+export function transposePlan(shape: number[], perm: number[]): { shape: number[]; stride: number[] } {
+  const xStride = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    xStride[i] = acc;
+    acc *= shape[i];
+  }
+  const outShape: number[] = [];
+  const stride: number[] = [];
+  for (const p of perm) {
+    const n = shape[p];
+    if (n === 1) continue;
+    const k = outShape.length - 1;
+    if (k >= 0 && stride[k] === xStride[p] * n) {
+      outShape[k] *= n;
+      stride[k] = xStride[p];
+    } else {
+      outShape.push(n);
+      stride.push(xStride[p]);
+    }
+  }
+  if (outShape.length === 0) return { shape: [1], stride: [1] };
+  return { shape: outShape, stride };
+}
+
+/** Transpose kernel (inputs x; attrs perm) for 4-byte dtypes; a no-op permutation shares the buffer. */
+export function makeTranspose(addon: NativeAddon, stock: tf.KernelFunc) {
+  return (args: KernelArgs): tf.TensorInfo => {
+    const { x } = args.inputs;
+    const { perm } = (args.attrs ?? {}) as { perm: number[] };
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return stock(args as never) as tf.TensorInfo;
+    const outShape = perm.map((p) => x.shape[p]);
+    const plan = transposePlan(x.shape, perm);
+    const backend = args.backend;
+    if (plan.shape.length === 1 && plan.stride[0] === 1) {
+      // the data order does not change: share the buffer, as Reshape does
+      backend.incRef(x.dataId);
+      return { dataId: x.dataId, shape: outShape, dtype: x.dtype };
+    }
+    if (plan.shape.length > MAX_RANK) return stock(args as never) as tf.TensorInfo;
+    const out = backend.makeOutput(outShape, x.dtype);
+    const r = plan.shape.length;
+    const desc = new Float64Array(3 + 2 * r);
+    desc[0] = offsetOf(backend, x);
+    desc[1] = offsetOf(backend, out);
+    desc[2] = r;
+    desc.set(plan.shape, 3);
+    desc.set(plan.stride, 3 + r);
+    addon.transpose(heapBuffer(backend), desc);
     return out;
   };
 }

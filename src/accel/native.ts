@@ -18,6 +18,10 @@ export interface NativeAddon {
   sum(heap: ArrayBuffer, xOff: number, outOff: number, pre: number, red: number, post: number, mean: number): void;
   /** out = a (op) b with broadcasting; desc = [aOff, bOff, outOff, op, rank, shape[rank], strideA[rank], strideB[rank]]. */
   binary(heap: ArrayBuffer, desc: Float64Array): void;
+  /** out = op(x) over n floats; op 0 = sigmoid, 1 = exp. */
+  unary(heap: ArrayBuffer, xOff: number, outOff: number, n: number, op: number): void;
+  /** 4-byte elements permuted; desc = [xOff, outOff, rank, outShape[rank], xStride[rank]]. */
+  transpose(heap: ArrayBuffer, desc: Float64Array): void;
   /** Row softmax of x: [rows, channels]. */
   softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
@@ -58,8 +62,8 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.binary !== 'function' || typeof addon.softmax !== 'function') {
-      return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (no gemm / binary / softmax): rebuild it (npm run build:native)` };
+    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.unary !== 'function') {
+      return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };
   } catch (e) {

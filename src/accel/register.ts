@@ -6,7 +6,8 @@
  *   (Conv2DBackpropFilter, UnsortedSegmentSum, Einsum). Always registered, with a
  *   JavaScript fallback when the addon is absent.
  * - replacements: faster versions of stock kernels, on the native addon
- *   (BatchMatMul, _FusedMatMul, Sum, Mean, Softmax, the broadcasting binary ops),
+ *   (BatchMatMul, _FusedMatMul, Sum, Mean, Softmax, Sigmoid, Transpose, the
+ *   broadcasting binary ops),
  *   plus the buffer-sharing Identity / Cast.
  *   Registered only when the addon loads; `setWasmAccel(false)` puts the stock
  *   kernels back (the benchmark interleaves both in one process, tests compare them).
@@ -14,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
-import { BINARY_OPS, makeBinary, makeSoftmax } from './elementwise';
+import { BINARY_OPS, makeBinary, makeSigmoid, makeSoftmax, makeTranspose } from './elementwise';
 import { makeCast, makeIdentity, makeMean, makeSum } from './reduce-share';
 import { makeConv2DBackpropFilter, makeEinsum, makeUnsortedSegmentSum } from './training-kernels';
 import { looksLikeWasmBackend, type WasmKernelFunc } from './wasm-backend';
@@ -40,6 +41,8 @@ const REPLACEMENTS: Record<string, Maker> = {
   Sum: makeSum,
   Mean: makeMean,
   Softmax: makeSoftmax,
+  Sigmoid: makeSigmoid,
+  Transpose: makeTranspose,
   ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (addon: NativeAddon, stock: tf.KernelFunc) => makeBinary(addon, stock, op)])),
   Identity: (_a, stock) => makeIdentity(stock),
   Cast: (_a, stock) => makeCast(stock),

@@ -171,6 +171,44 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     }
   });
 
+  it('binary ops on long rows split across threads stay bit-identical', () => {
+    const rng = new Rng(12);
+    const a = randn(rng, [3, 40001]);
+    const b = randn(rng, [3, 40001]);
+    const c = randn(rng, [40001]);
+    sameAsStock('mul long rows', () => tf.mul(a, b), 0, 0);
+    sameAsStock('sub long row broadcast', () => tf.sub(a, c), 0, 0);
+    tf.dispose([a, b, c]);
+  });
+
+  it('sigmoid, including saturated and NaN inputs', () => {
+    const rng = new Rng(13);
+    const x = tf.mul(randn(rng, [5, 1001]), 10);
+    sameAsStock('sigmoid', () => tf.sigmoid(x), 1e-6, 1e-7);
+    const edge = tf.tensor([-1000, -90, -88, 0, 88, 90, 1000, NaN]);
+    const out = runWith(true, () => tf.sigmoid(edge))[0];
+    expectAllClose(out.subarray(0, 7), [0, 0, 0, 0.5, 1, 1, 1], 'sigmoid ends', 0, 1e-30);
+    expect(Number.isNaN(out[7])).toBe(true);
+    tf.dispose([x, edge]);
+  });
+
+  it('transpose: head split / merge permutations, size-1 dims, int32, identity shares the buffer', () => {
+    const rng = new Rng(14);
+    const x = randn(rng, [2, 5, 3, 4]);
+    for (const perm of [[0, 2, 1, 3], [0, 1, 3, 2], [3, 2, 1, 0], [1, 0, 2, 3], [0, 1, 2, 3]]) {
+      sameAsStock(`transpose ${perm}`, () => tf.transpose(x, perm), 0, 0);
+    }
+    const y = randn(rng, [1, 6, 1, 7]);
+    sameAsStock('transpose with unit dims', () => tf.transpose(y, [2, 3, 0, 1]), 0, 0);
+    const ints = tf.tensor3d(Int32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4], 'int32');
+    sameAsStock('transpose int32', () => tf.transpose(ints, [2, 0, 1]), 0, 0);
+    const buffers = tf.memory().numDataBuffers;
+    const same = tf.transpose(y, [0, 2, 1, 3]); // only unit dims move: no data movement
+    expect(tf.memory().numDataBuffers).toBe(buffers);
+    expect(same.shape).toEqual([1, 1, 6, 7]);
+    tf.dispose([x, y, ints, same]);
+  });
+
   it('softmax: rows with large logits and masked (-1e9) entries', () => {
     const rng = new Rng(5);
     const x = tf.mul(randn(rng, [3, 4, 37]), 20);

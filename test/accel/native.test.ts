@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadNative, type NativeAddon } from '../../src/accel';
-import { collapseBroadcast } from '../../src/accel/elementwise';
+import { collapseBroadcast, transposePlan } from '../../src/accel/elementwise';
 import { projectRoot } from '../../src/util/paths';
 
 const load = loadNative();
@@ -28,6 +28,16 @@ describe('collapseBroadcast', () => {
     expect(collapseBroadcast([2, 3, 4], [3, 1], [2, 3, 4])).toEqual({ shape: [2, 3, 4], sa: [12, 4, 1], sb: [0, 1, 0] });
     expect(collapseBroadcast([], [5], [5])).toEqual({ shape: [5], sa: [0], sb: [1] });
     expect(collapseBroadcast([1, 1], [1], [1, 1])).toEqual({ shape: [1], sa: [0], sb: [0] });
+  });
+});
+
+describe('transposePlan', () => {
+  it('turns a permutation into x strides per output dim, merging and dropping dims', () => {
+    expect(transposePlan([2, 5, 3, 4], [0, 2, 1, 3])).toEqual({ shape: [2, 3, 5, 4], stride: [60, 4, 12, 1] });
+    expect(transposePlan([2, 3, 4], [0, 1, 2])).toEqual({ shape: [24], stride: [1] });
+    expect(transposePlan([2, 3, 4], [2, 0, 1])).toEqual({ shape: [4, 6], stride: [1, 4] });
+    expect(transposePlan([1, 6, 1, 7], [0, 2, 1, 3])).toEqual({ shape: [42], stride: [1] });
+    expect(transposePlan([1], [0])).toEqual({ shape: [1], stride: [1] });
   });
 });
 
