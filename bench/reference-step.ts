@@ -7,6 +7,7 @@
  * bench/gradients.ts under tsx, `import '@tensorflow/tfjs-core/dist/register_all_gradients'` under vitest.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adam } from '../src/accel';
 import { causalBias, LayerNorm, Linear, Module, TransformerBlock } from '../src/model/nn';
 import { Rng } from '../src/random';
 
@@ -78,7 +79,7 @@ export interface RefStep {
   dispose(): void;
 }
 
-/** Builds the network, fixed input / target / bias, and an Adam optimiser (lr 1e-3, eps 1e-8 as torch). */
+/** Builds the network, fixed input / target / bias, and Adam (lr 1e-3, eps 1e-8 as torch; src/accel/adam.ts). */
 export function buildRefStep(cfg: RefStepConfig = DEFAULT_REF_STEP, seed = 0): RefStep {
   validateRefStepConfig(cfg);
   const rng = new Rng(seed);
@@ -89,7 +90,8 @@ export function buildRefStep(cfg: RefStepConfig = DEFAULT_REF_STEP, seed = 0): R
   const x = tf.tensor3d(Float32Array.from({ length: n }, () => data.normal(0, 1)), shape);
   const target = tf.tensor3d(Float32Array.from({ length: n }, () => data.normal(0, 1)), shape);
   const bias = causalBias(cfg.tokens, cfg.tokens);
-  const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
+  // the project's Adam: tfjs's AdamOptimizer, its update fused into one kernel when the native kernels are on
+  const opt = adam(1e-3, 0.9, 0.999, 1e-8);
   const vars = net.trainableParameters();
   return {
     net,

@@ -5,3 +5,4 @@
  */
 export { registerWasmAccel, setWasmAccel, stockKernel, wasmAccelStatus, type AccelStatus } from './register';
 export { loadNative, BUILD_HINT, ADDON_RELATIVE_PATH, type NativeAddon, type NativeLoad } from './native';
+export { adam, FusedAdamOptimizer, ADAM_KERNEL } from './adam';

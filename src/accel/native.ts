@@ -22,6 +22,8 @@ export interface NativeAddon {
   unary(heap: ArrayBuffer, xOff: number, outOff: number, n: number, op: number): void;
   /** 4-byte elements permuted; desc = [xOff, outOff, rank, outShape[rank], xStride[rank]]. */
   transpose(heap: ArrayBuffer, desc: Float64Array): void;
+  /** Fused Adam update; desc = [value, m, v, g, outValue, outM, outV offsets, n, b1, 1-b1, b2, 1-b2, 1-accB1, 1-accB2, eps, -lr]. */
+  adam(heap: ArrayBuffer, desc: Float64Array): void;
   /** Row softmax of x: [rows, channels]. */
   softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
@@ -62,7 +64,7 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.unary !== 'function') {
+    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function') {
       return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };

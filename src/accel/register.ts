@@ -13,6 +13,7 @@
  *   kernels back (the benchmark interleaves both in one process, tests compare them).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAM_KERNEL, makeAdamKernel } from './adam';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
 import { BINARY_OPS, makeBinary, makeSigmoid, makeSoftmax, makeTranspose } from './elementwise';
@@ -26,7 +27,7 @@ export interface AccelStatus {
   native: boolean;
   /** e.g. "native sgemm: OpenBLAS 0.3.21 ... (2 threads)" or "stock kernels: <why>; to fix: ...". */
   detail: string;
-  /** Kernels replaced by native versions (empty without the addon). */
+  /** Kernels replaced by native versions, and native-only ones like LensAdamUpdate (empty without the addon). */
   replaced: string[];
   /** Kernels added that the wasm backend lacked. */
   added: string[];
@@ -46,6 +47,11 @@ const REPLACEMENTS: Record<string, Maker> = {
   ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (addon: NativeAddon, stock: tf.KernelFunc) => makeBinary(addon, stock, op)])),
   Identity: (_a, stock) => makeIdentity(stock),
   Cast: (_a, stock) => makeCast(stock),
+};
+
+/** Kernels with no stock counterpart, registered only while the native kernels are on. */
+const NATIVE_ONLY: Record<string, (addon: NativeAddon) => WasmKernelFunc> = {
+  [ADAM_KERNEL]: makeAdamKernel,
 };
 
 const stockConfigs = new Map<string, tf.KernelConfig>();
@@ -95,6 +101,10 @@ export function registerWasmAccel(): AccelStatus {
       accelConfigs.set(name, { kernelName: name, backendName: 'wasm', kernelFunc: make(addon, stock.kernelFunc) as unknown as tf.KernelFunc });
       replaced.push(name);
     }
+    for (const [name, make] of Object.entries(NATIVE_ONLY)) {
+      accelConfigs.set(name, { kernelName: name, backendName: 'wasm', kernelFunc: make(addon) as unknown as tf.KernelFunc });
+      replaced.push(name);
+    }
     setWasmAccel(true);
     const info = addon.info();
     const blas = info.blas.split(' ').slice(0, 2).join(' ');
@@ -110,6 +120,7 @@ export function registerWasmAccel(): AccelStatus {
 export function setWasmAccel(on: boolean): void {
   const source = on ? accelConfigs : stockConfigs;
   for (const config of source.values()) swapIn(config);
+  if (!on) for (const name of Object.keys(NATIVE_ONLY)) if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
 }
 
 /** The status of the last registration, or null before it. */
