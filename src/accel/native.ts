@@ -24,6 +24,8 @@ export interface NativeAddon {
   transpose(heap: ArrayBuffer, desc: Float64Array): void;
   /** Fused Adam update; desc = [value, m, v, g, outValue, outM, outV offsets, n, b1, 1-b1, b2, 1-b2, 1-accB1, 1-accB2, eps, -lr]. */
   adam(heap: ArrayBuffer, desc: Float64Array): void;
+  /** Fused gradient: softmax (1) of rows x channels, or sigmoid (0) over `rows` floats. */
+  grad(heap: ArrayBuffer, dyOff: number, yOff: number, outOff: number, rows: number, channels: number, softmax: number): void;
   /** Row softmax of x: [rows, channels]. */
   softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
@@ -64,7 +66,7 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function') {
+    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.grad !== 'function') {
       return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_KERNEL, makeAdamKernel } from './adam';
+import { installFusedGradients, makeGradKernel, SIGMOID_GRAD_KERNEL, SOFTMAX_GRAD_KERNEL } from './gradients';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
 import { BINARY_OPS, makeBinary, makeSigmoid, makeSoftmax, makeTranspose } from './elementwise';
@@ -52,6 +53,8 @@ const REPLACEMENTS: Record<string, Maker> = {
 /** Kernels with no stock counterpart, registered only while the native kernels are on. */
 const NATIVE_ONLY: Record<string, (addon: NativeAddon) => WasmKernelFunc> = {
   [ADAM_KERNEL]: makeAdamKernel,
+  [SOFTMAX_GRAD_KERNEL]: (addon) => makeGradKernel(addon, true),
+  [SIGMOID_GRAD_KERNEL]: (addon) => makeGradKernel(addon, false),
 };
 
 const stockConfigs = new Map<string, tf.KernelConfig>();
@@ -106,6 +109,7 @@ export function registerWasmAccel(): AccelStatus {
       replaced.push(name);
     }
     setWasmAccel(true);
+    installFusedGradients(); // uses the two gradient kernels above when they are registered
     const info = addon.info();
     const blas = info.blas.split(' ').slice(0, 2).join(' ');
     status = { native: true, detail: `native sgemm: ${blas}, ${info.blasThreads} BLAS threads, ${info.poolThreads} kernel threads`, replaced, added };

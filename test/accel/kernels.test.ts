@@ -251,6 +251,21 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     tf.dispose([a, w, bias, kmat]);
   });
 
+  it('softmax and sigmoid gradients run as one fused kernel each and match the stock formulas', async () => {
+    const rng = new Rng(15);
+    const x = randn(rng, [3, 5, 37]);
+    const w = randn(rng, [3, 5, 37]);
+    const f = (t: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.softmax(t), tf.sigmoid(t)), w));
+    sameAsStock('softmax + sigmoid grads', () => tf.grad(f)(x), 1e-5, 1e-6);
+    const prof = await tf.profile(() => {
+      tf.grad(f)(x).dispose();
+    });
+    const names = prof.kernels.map((k) => k.name);
+    expect(names).toContain('LensSoftmaxGrad');
+    expect(names).toContain('LensSigmoidGrad');
+    tf.dispose([x, w]);
+  });
+
   it('a transformer block forward and backward match stock and leave no tensors behind', () => {
     const rng = new Rng(7);
     const block = new TransformerBlock(16, 4, 4, rng);
