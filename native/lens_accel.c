@@ -24,6 +24,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -160,14 +161,27 @@ static void pool_start(int nthreads) {
   }
 }
 
+/* Waits until no worker is inside a job. If one was preempted mid-task (the cores
+   are shared), stop spinning soon and yield, so it can be scheduled and finish. */
+static void wait_idle(void) {
+  for (int spins = 0; atomic_load(&pool.active) != 0; spins++) {
+    if (spins < 2000)
+      cpu_relax();
+    else
+      sched_yield();
+  }
+}
+
 /* Runs fn(ctx, t) for t in [0, ntasks); on the caller alone when `work` (about one
    unit per element or flop) is too small to pay for waking a worker. */
 static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
-  if (pool.nthreads <= 1 || ntasks < 2 || work < 65536.0) {
+  /* below ~0.25M units (floats touched, or flops / 8) a job takes < ~0.1 ms alone:
+     not worth a worker, whose preemption on a loaded machine could cost far more */
+  if (pool.nthreads <= 1 || ntasks < 2 || work < 262144.0) {
     for (size_t t = 0; t < ntasks; t++) fn(ctx, t);
     return;
   }
-  while (atomic_load(&pool.active) != 0) cpu_relax(); /* a late worker from the last job */
+  wait_idle(); /* a worker that woke late for the last job is still leaving it */
   pool.fn = fn;
   pool.ctx = ctx;
   pool.ntasks = ntasks;
@@ -177,7 +191,7 @@ static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
   pthread_cond_broadcast(&pool.cv);
   pthread_mutex_unlock(&pool.mu);
   run_tasks();
-  while (atomic_load(&pool.active) != 0) cpu_relax(); /* only tasks already claimed */
+  wait_idle(); /* only for tasks a worker already claimed */
 }
 
 /* Number of tasks for `work` units: at least min_work each, at most 4 per thread. */

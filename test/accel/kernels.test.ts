@@ -34,7 +34,8 @@ async function sameAsCpu(label: string, f: () => tf.Tensor | tf.Tensor[], rtol =
 /** A host-side random tensor factory: values fixed, tensor made on the active backend. */
 function hostRandn(rng: Rng, shape: number[]): () => tf.Tensor {
   const n = shape.reduce((p, d) => p * d, 1);
-  const v = Float32Array.from({ length: n }, () => rng.normal(0, 1));
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = rng.normal(0, 1);
   return () => tf.tensor(v, shape);
 }
 
@@ -56,6 +57,8 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
       [[2, 3, 5, 7], [3, 7, 4]], // broadcast b over a's leading dim
       [[4, 6, 11], [11, 2]], // rank 3 x rank 2: the "tall gemm" path
       [[1, 6, 11], [5, 11, 2]], // a broadcast over b's batch
+      [[128, 256], [256, 96]], // big enough to be split into row blocks across threads
+      [[8, 64, 48], [8, 48, 64]], // batches spread over threads
     ];
     const swap = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
     for (const [sa, sb] of cases) {
@@ -128,7 +131,7 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
         sameAsStock(`mean axis=${JSON.stringify(axis)} keep=${keep}`, () => tf.mean(x, axis, keep));
       }
     }
-    const big = randn(rng, [1000, 70]); // leading-axis reduction split over threads
+    const big = randn(rng, [4000, 70]); // leading-axis reduction split over threads (> 0.25M floats)
     sameAsStock('sum of a tall matrix over axis 0', () => tf.sum(big, 0), 1e-4, 1e-4);
     sameAsStock('mean of a tall matrix over axis 0', () => tf.mean(big, 0), 1e-4, 1e-4);
     const ints = tf.tensor([1, 2, 3, 4], [2, 2], 'int32'); // int32 stays on the stock kernel
@@ -172,10 +175,11 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
   });
 
   it('binary ops on long rows split across threads stay bit-identical', () => {
-    const rng = new Rng(12);
-    const a = randn(rng, [3, 40001]);
-    const b = randn(rng, [3, 40001]);
-    const c = randn(rng, [40001]);
+    // > 0.25M floats: the threaded path (values made on the backend: 0.5M JS normals would dominate the test)
+    const wave = (shape: number[], k: number) => tf.tidy(() => tf.reshape(tf.sin(tf.mul(tf.range(0, shape.reduce((p, d) => p * d, 1)), k)), shape));
+    const a = wave([2, 140001], 0.37);
+    const b = wave([2, 140001], 1.13);
+    const c = wave([140001], 0.71);
     sameAsStock('mul long rows', () => tf.mul(a, b), 0, 0);
     sameAsStock('sub long row broadcast', () => tf.sub(a, c), 0, 0);
     tf.dispose([a, b, c]);
@@ -183,7 +187,7 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
 
   it('sigmoid, including saturated and NaN inputs', () => {
     const rng = new Rng(13);
-    const x = tf.mul(randn(rng, [5, 1001]), 10);
+    const x = tf.mul(randn(rng, [5, 20001]), 10);
     sameAsStock('sigmoid', () => tf.sigmoid(x), 1e-6, 1e-7);
     const edge = tf.tensor([-1000, -90, -88, 0, 88, 90, 1000, NaN]);
     const out = runWith(true, () => tf.sigmoid(edge))[0];
@@ -198,6 +202,9 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     for (const perm of [[0, 2, 1, 3], [0, 1, 3, 2], [3, 2, 1, 0], [1, 0, 2, 3], [0, 1, 2, 3]]) {
       sameAsStock(`transpose ${perm}`, () => tf.transpose(x, perm), 0, 0);
     }
+    const big = randn(rng, [8, 64, 4, 160]);
+    sameAsStock('transpose, threaded', () => tf.transpose(big, [0, 2, 1, 3]), 0, 0);
+    big.dispose();
     const y = randn(rng, [1, 6, 1, 7]);
     sameAsStock('transpose with unit dims', () => tf.transpose(y, [2, 3, 0, 1]), 0, 0);
     const ints = tf.tensor3d(Int32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4], 'int32');
@@ -213,6 +220,9 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     const rng = new Rng(5);
     const x = tf.mul(randn(rng, [3, 4, 37]), 20);
     sameAsStock('softmax', () => tf.softmax(x), 1e-5, 1e-6);
+    const wide = randn(rng, [64, 1201]); // threaded
+    sameAsStock('softmax, threaded', () => tf.softmax(wide), 1e-5, 1e-6);
+    wide.dispose();
     const masked = tf.tensor([[0, -1e9, 1, -1e9, 2], [-1e9, -1e9, 5, -1e9, -1e9]]);
     const out = runWith(true, () => tf.softmax(masked))[0];
     expectAllClose(out, [0.09003057, 0, 0.24472847, 0, 0.66524096, 0, 0, 1, 0, 0], 'softmax hand-computed', 1e-5, 1e-7);
@@ -253,8 +263,8 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
 
   it('softmax and sigmoid gradients run as one fused kernel each and match the stock formulas', async () => {
     const rng = new Rng(15);
-    const x = randn(rng, [3, 5, 37]);
-    const w = randn(rng, [3, 5, 37]);
+    const x = randn(rng, [30, 50, 70]); // > 0.25M floats: the threaded path
+    const w = randn(rng, [30, 50, 70]);
     const f = (t: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.softmax(t), tf.sigmoid(t)), w));
     sameAsStock('softmax + sigmoid grads', () => tf.grad(f)(x), 1e-5, 1e-6);
     const prof = await tf.profile(() => {
