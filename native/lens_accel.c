@@ -220,6 +220,81 @@ typedef struct {
   int split_m;         /* split rows (1) or columns (0) */
 } gemm_job;
 
+/*
+ * Small-N matmul micro-kernel: C[m, N] (+)= op(A)[m, k] B[k, N] for N = 16, 32 or 64
+ * and B untransposed: the attention products P V, dS K, P^T dO, dS^T Q (N = head
+ * size), 64 per call, where OpenBLAS's small-matrix path reaches only ~60-70 GFLOP/s
+ * per core. Six rows of C stay in registers (6 x N/16 vectors), each step of k loads
+ * one row of B and broadcasts six elements of A. fp-contract=fast here only: the
+ * product may use fused multiply-adds like any sgemm (the element-wise kernels keep
+ * exact stock rounding).
+ */
+/* LENS_NATIVE_SMALL_GEMM=0 turns the micro-kernel off (A/B measurements). */
+static int small_off = -1;
+static int getenv_small_off(void) {
+  if (small_off < 0) {
+    const char *e = getenv("LENS_NATIVE_SMALL_GEMM");
+    small_off = e && e[0] == '0';
+  }
+  return small_off;
+}
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));
+
+#define SMALL_GEMM(NV)                                                                              \
+  __attribute__((optimize("fp-contract=fast"))) static void small_gemm_##NV(                       \
+      const float *a, int lda, int ta, const float *b, int ldb, float *c, int ldc, int m, int k,   \
+      float beta) {                                                                                 \
+    int i = 0;                                                                                      \
+    for (; i + 6 <= m; i += 6) {                                                                    \
+      v16 acc[6][NV];                                                                               \
+      for (int r = 0; r < 6; r++)                                                                   \
+        for (int v = 0; v < NV; v++) acc[r][v] = (v16){0};                                          \
+      for (int kk = 0; kk < k; kk++) {                                                              \
+        v16 bv[NV];                                                                                 \
+        for (int v = 0; v < NV; v++) bv[v] = *(const v16u *)(b + (size_t)kk * ldb + 16 * v);        \
+        for (int r = 0; r < 6; r++) {                                                               \
+          float av = ta ? a[(size_t)kk * lda + i + r] : a[(size_t)(i + r) * lda + kk];              \
+          for (int v = 0; v < NV; v++) acc[r][v] += av * bv[v];                                     \
+        }                                                                                           \
+      }                                                                                             \
+      for (int r = 0; r < 6; r++)                                                                   \
+        for (int v = 0; v < NV; v++) {                                                              \
+          v16u *o = (v16u *)(c + (size_t)(i + r) * ldc + 16 * v);                                   \
+          *o = beta != 0 ? *o + acc[r][v] : acc[r][v];                                              \
+        }                                                                                           \
+    }                                                                                               \
+    for (; i < m; i++) {                                                                            \
+      v16 acc[NV];                                                                                  \
+      for (int v = 0; v < NV; v++) acc[v] = (v16){0};                                               \
+      for (int kk = 0; kk < k; kk++) {                                                              \
+        float av = ta ? a[(size_t)kk * lda + i] : a[(size_t)i * lda + kk];                          \
+        for (int v = 0; v < NV; v++) acc[v] += av * *(const v16u *)(b + (size_t)kk * ldb + 16 * v); \
+      }                                                                                             \
+      for (int v = 0; v < NV; v++) {                                                                \
+        v16u *o = (v16u *)(c + (size_t)i * ldc + 16 * v);                                           \
+        *o = beta != 0 ? *o + acc[v] : acc[v];                                                      \
+      }                                                                                             \
+    }                                                                                               \
+  }
+
+SMALL_GEMM(1)
+SMALL_GEMM(2)
+SMALL_GEMM(4)
+
+/* Uses the micro-kernel when it applies; returns 0 to let OpenBLAS do it. */
+static int small_gemm(const float *a, int lda, int ta, int tb, const float *b, int ldb, float *c, int ldc, int m, int n,
+                      int k, float beta) {
+  if (tb || m < 6 || k < 1 || getenv_small_off()) return 0;
+  switch (n) {
+    case 16: small_gemm_1(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
+    case 32: small_gemm_2(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
+    case 64: small_gemm_4(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
+    default: return 0;
+  }
+}
+
 static void gemm_task(void *ctx, size_t task) {
   const gemm_job *j = (const gemm_job *)ctx;
   size_t bi = task / j->splits, part = task % j->splits;
@@ -253,6 +328,8 @@ static void gemm_task(void *ctx, size_t task) {
       n = (int)(hi - lo);
     }
   }
+  /* small products (per matrix < ~8 MFLOP) with N = 16 / 32 / 64: the micro-kernel */
+  if ((double)m * n * j->k < 4e6 && small_gemm(a, lda, j->ta, j->tb, b, ldb, c, j->n, m, n, j->k, j->beta)) return;
   cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, m, n, j->k, 1.0f, a,
               lda, b, ldb, j->beta, c, j->n);
 }

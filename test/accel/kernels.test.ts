@@ -58,7 +58,9 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
       [[4, 6, 11], [11, 2]], // rank 3 x rank 2: the "tall gemm" path
       [[1, 6, 11], [5, 11, 2]], // a broadcast over b's batch
       [[128, 256], [256, 96]], // big enough to be split into row blocks across threads
-      [[8, 64, 48], [8, 48, 64]], // batches spread over threads
+      [[8, 64, 48], [8, 48, 64]], // batches spread over threads; N = 64: the small-N micro-kernel
+      [[3, 23, 45], [3, 45, 32]], // N = 32 (attention head size), rows not a multiple of 6
+      [[2, 7, 5], [2, 5, 16]], // N = 16
     ];
     const swap = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
     for (const [sa, sb] of cases) {

@@ -45,6 +45,7 @@ describe('kernels the wasm backend lacks', () => {
       { x: [2, 9, 8, 2], f: [3, 2, 2, 5], s: [2, 3], pad: 'valid' },
       { x: [1, 8, 8, 3], f: [4, 4, 3, 2], s: [4, 4], pad: 'valid' }, // patch embedding
       { x: [3, 5, 5, 1], f: [2, 3, 1, 3], s: [1, 2], pad: [[0, 0], [1, 0], [2, 1], [0, 0]] },
+      { x: [2, 6, 6, 2], f: [3, 3, 2, 16], s: [1, 1], pad: 'same' }, // 16 output channels: the small-N kernel, accumulating
     ];
     for (const c of cases) {
       const x = host(rng, c.x);
