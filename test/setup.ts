@@ -1,3 +1,6 @@
-// Every test process loads the backend module, as every entry point of the library
-// does: it is where tfjs's gradients get registered (see src/backend.ts).
-import '../src/backend';
+// Every test process starts the backend as every entry point of the library does:
+// backend.ts registers tfjs's gradients and, on wasm, the project's kernels
+// (src/accel). Tests that compare backends switch with tf.setBackend afterwards.
+import { initBackend } from '../src/backend';
+
+await initBackend({ quiet: true });

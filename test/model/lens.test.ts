@@ -13,7 +13,7 @@ import { buildLens } from '../../src/model/presets';
 import { segLoss, tokenCrossEntropy } from '../../src/model/losses';
 import { upsampleMaskLogits } from '../../src/model/sam';
 import { ANSWER_END_ID } from '../../src/model/tokenizer';
-import { expectAllClose, gradientReach, hasWasmTrainingKernels, useBackend } from './sam-testutil';
+import { expectAllClose, gradientReach, useBackend } from './sam-testutil';
 
 let model: LensModel;
 let batch: ReturnType<typeof syntheticLensBatch>;
@@ -169,7 +169,7 @@ describe('LensModel stages', () => {
     }
   });
 
-  it.skipIf(!hasWasmTrainingKernels())('wasm trains stage 2 (needs the gather gradient kernel)', async () => {
+  it('wasm trains stage 2 (needs the gather gradient kernel)', async () => {
     const vars = model.setStage('stage2');
     await useBackend('wasm');
     try {

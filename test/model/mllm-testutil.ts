@@ -14,10 +14,6 @@ export async function setBackend(name: 'cpu' | 'wasm'): Promise<void> {
   if (tf.getBackend() !== name) throw new Error(`could not start backend ${name}`);
 }
 
-/** True once the project registers the wasm training kernels stock tfjs 4.22 lacks. */
-export function hasWasmTrainingKernels(): boolean {
-  return tf.getKernel('UnsortedSegmentSum', 'wasm') !== undefined;
-}
 
 /** Largest |a - b| over two equally long arrays (throws on a length mismatch). */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

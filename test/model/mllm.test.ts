@@ -10,7 +10,7 @@ import { MLLM, attentionBias, disposeCache, logProbs, shiftedLogProbs, validateM
 import { MASK_NEG } from '../../src/model/nn';
 import { IMAGE_ID, PAD_ID } from '../../src/model/tokenizer';
 import { VisionEncoder } from '../../src/model/vision_encoder';
-import { gradReach, hasWasmTrainingKernels, maxAbsDiff, setBackend } from './mllm-testutil';
+import { gradReach, maxAbsDiff, setBackend } from './mllm-testutil';
 
 const C = 16;
 const CFG: Partial<MllmConfig> = { vocabSize: 40, hiddenSize: C, numLayers: 2, numHeads: 2, maxPositions: 32 };
@@ -287,7 +287,7 @@ describe('MLLM on wasm', () => {
     p.dispose();
   });
 
-  it.skipIf(!hasWasmTrainingKernels())('trains on wasm with the cpu gradients (needs UnsortedSegmentSum)', async () => {
+  it('trains on wasm with the cpu gradients (needs UnsortedSegmentSum)', async () => {
     const p = pair(50, true);
     const named = [...p.enc.namedParameters('vision.'), ...p.m.namedParameters('llm.')];
     const cpu = gradReach(named, p.loss);

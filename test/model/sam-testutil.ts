@@ -15,10 +15,6 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   if (tf.getBackend() !== name) throw new Error(`could not start backend ${name}`);
 }
 
-/** True once the project registers the wasm training kernels that stock tfjs 4.22 lacks. */
-export function hasWasmTrainingKernels(): boolean {
-  return tf.getKernel('UnsortedSegmentSum', 'wasm') !== undefined;
-}
 
 /** Asserts |a - b| <= atol + rtol*|b| elementwise, with a message naming the worst index. */
 export function expectAllClose(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | ArrayLike<number>, atol = 1e-5, rtol = 1e-5): void {

@@ -118,7 +118,7 @@ describe('VisionEncoder on wasm', () => {
     enc.dispose();
   });
 
-  // Not gated on hasWasmTrainingKernels: the encoder uses no gather and no conv, so stock
+  // The encoder uses no gather and no conv, so even stock
   // wasm 4.22 already has every kernel its gradient needs.
   it('trains one step on wasm with the cpu gradients', async () => {
     const enc = new VisionEncoder(CFG, new Rng(3));
