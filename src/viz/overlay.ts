@@ -60,7 +60,7 @@ export function overlayRgb(img: RgbImage, opts: OverlayOptions = {}): RgbImage {
   const { height: h, width: w, data } = img;
   if (data.length !== h * w * 3) throw new Error(`overlay: image data has ${data.length} bytes, expected height*width*3 = ${h * w * 3}`);
   const s = opts.scale ?? Math.max(1, Math.ceil(256 / Math.max(h, w)));
-  if (!Number.isInteger(s) || s < 1 || s > 64) throw new Error(`overlay: scale must be an integer in [1, 64], got ${s}`);
+  if (!Number.isInteger(s) || s < 1 || s > 256) throw new Error(`overlay: scale must be an integer in [1, 256], got ${s}`);
   const H = h * s;
   const W = w * s;
   const out = new Uint8Array(H * W * 3);
