@@ -46,6 +46,8 @@ export interface HeatmapTrace {
   colorscale?: ColorscaleName;
   zmin?: number;
   zmax?: number;
+  /** Middle of the colour scale (diverging scales: 0), range symmetric around it, as Plotly. */
+  zmid?: number;
   showscale?: boolean;
 }
 
@@ -164,7 +166,7 @@ export function barChart(opts: {
 /** A heatmap of a matrix z[row][col] with row 0 at the top (attention maps, confusion matrices, masks). */
 export function heatmap(opts: {
   title?: string; z: number[][]; x?: Array<string | number>; y?: Array<string | number>; colorscale?: ColorscaleName;
-  zmin?: number; zmax?: number; xAxis?: AxisOptions; yAxis?: AxisOptions; width?: number; height?: number;
+  zmin?: number; zmax?: number; zmid?: number; xAxis?: AxisOptions; yAxis?: AxisOptions; width?: number; height?: number;
 }): Figure {
   const rows = opts.z.length;
   const cols = opts.z[0]?.length ?? 0;
@@ -178,6 +180,7 @@ export function heatmap(opts: {
     type: 'heatmap', z: opts.z.map((r) => [...r]), colorscale: opts.colorscale ?? 'Viridis',
     ...(opts.x ? { x: [...opts.x] } : {}), ...(opts.y ? { y: [...opts.y] } : {}),
     ...(opts.zmin !== undefined ? { zmin: opts.zmin } : {}), ...(opts.zmax !== undefined ? { zmax: opts.zmax } : {}),
+    ...(opts.zmid !== undefined ? { zmid: opts.zmid } : {}),
   };
   return {
     data: [trace],

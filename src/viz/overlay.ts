@@ -29,8 +29,8 @@ export interface MaskLayer {
   color: string | Rgb;
   /** Fill opacity in [0, 1] (default 0.45). */
   alpha?: number;
-  /** Draw the mask's boundary in full colour (default true). */
-  outline?: boolean;
+  /** Width in output pixels of the boundary drawn in full colour (default 2; 0 = none). */
+  outline?: number;
 }
 
 /** A box in original pixels, COCO xywh (the data layer's `bbox`). */
@@ -54,7 +54,8 @@ const IGNORE = 255;
 /**
  * RGB image + masks + boxes -> packed RGB of the overlay, (H*s) x (W*s) x 3.
  * Fill: out = (1 - alpha) * pixel + alpha * color; the boundary (in-mask pixels
- * with an out-of-mask 4-neighbour, on the upscaled grid) in full colour.
+ * with an out-of-mask pixel at most `outline` steps away along a row or column, on
+ * the upscaled grid) in full colour. Image borders count as outside.
  */
 export function overlayRgb(img: RgbImage, opts: OverlayOptions = {}): RgbImage {
   const { height: h, width: w, data } = img;
@@ -79,7 +80,8 @@ export function overlayRgb(img: RgbImage, opts: OverlayOptions = {}): RgbImage {
     const alpha = layer.alpha ?? 0.45;
     if (!(alpha >= 0 && alpha <= 1)) throw new Error(`overlay: masks[${li}].alpha must be in [0, 1], got ${alpha}`);
     const color = parseColor(layer.color, `overlay: masks[${li}].color`);
-    const outline = layer.outline ?? true;
+    const outline = layer.outline ?? 2;
+    if (!Number.isInteger(outline) || outline < 0) throw new Error(`overlay: masks[${li}].outline must be an integer >= 0, got ${outline}`);
     const at = (y: number, x: number): number => layer.mask[Math.floor(y / s) * w + Math.floor(x / s)]!;
     const isIn = (v: number): boolean => v !== 0 && v !== IGNORE;
     for (let y = 0; y < H; y++) {
@@ -91,8 +93,11 @@ export function overlayRgb(img: RgbImage, opts: OverlayOptions = {}): RgbImage {
           continue;
         }
         if (!isIn(v)) continue;
-        const edge = outline && (y === 0 || x === 0 || y === H - 1 || x === W - 1
-          || !isIn(at(y - 1, x)) || !isIn(at(y + 1, x)) || !isIn(at(y, x - 1)) || !isIn(at(y, x + 1)));
+        let edge = false;
+        for (let d = 1; d <= outline && !edge; d++) {
+          edge = y - d < 0 || x - d < 0 || y + d >= H || x + d >= W
+            || !isIn(at(y - d, x)) || !isIn(at(y + d, x)) || !isIn(at(y, x - d)) || !isIn(at(y, x + d));
+        }
         for (let k = 0; k < 3; k++) out[dst + k] = edge ? color[k]! : Math.round((1 - alpha) * out[dst + k]! + alpha * color[k]!);
       }
     }

@@ -8,7 +8,7 @@ import type { GalleryItem } from './bundles';
 import { overlayPng, type BoxLayer, type MaskLayer } from './overlay';
 
 /** Ground truth colours: mask green, box amber (predictions use PALETTE colours). */
-export const GT_MASK_COLOR = '#00cc96';
+export const GT_MASK_COLOR = '#00e676';
 export const GT_BOX_COLOR = '#FFA15A';
 
 /** Options of `samplePanel`. */
@@ -32,7 +32,7 @@ export function sampleCaption(s: RefSample, { reasoning = true }: { reasoning?: 
 /** A sample's image with its ground-truth mask and box (plus any extra layers) and its caption. */
 export async function samplePanel(s: RefSample, opts: SamplePanelOptions = {}): Promise<GalleryItem> {
   const img = await readSampleImage(s);
-  const masks: MaskLayer[] = [{ mask: s.mask(), color: GT_MASK_COLOR, alpha: 0.4 }, ...(opts.masks ?? [])];
+  const masks: MaskLayer[] = [{ mask: s.mask(), color: GT_MASK_COLOR, alpha: 0.5 }, ...(opts.masks ?? [])];
   const boxes: BoxLayer[] = [...(s.bbox ? [{ xywh: s.bbox, color: GT_BOX_COLOR }] : []), ...(opts.boxes ?? [])];
   const png = await overlayPng(img, { masks, boxes, ...(opts.scale ? { scale: opts.scale } : {}) });
   return { png, title: s.id, caption: sampleCaption(s, { reasoning: opts.reasoning ?? true }) };

@@ -16,8 +16,8 @@ import { encodePngSync } from './png';
 
 /** Heatmaps with more cells than this are drawn as one PNG image instead of one rect per cell. */
 const HEATMAP_RECT_LIMIT = 400;
-/** Category axes label at most this many categories (every k-th beyond), so labels do not overlap. */
-const MAX_CATEGORY_LABELS = 24;
+/** Category labels closer than this many pixels would overlap: then every k-th category is labelled. */
+const MIN_LABEL_SPACING = 14;
 
 const FONT = 'Open Sans, verdana, arial, sans-serif';
 const FONT_SIZE = 12;
@@ -182,7 +182,7 @@ function categoryScale(categories: string[], axis: Axis | undefined, p0: number,
     const f = (i + 0.5) / n;
     return reversed ? p1 + (p0 - p1) * f : p0 + (p1 - p0) * f;
   };
-  const every = Math.max(1, Math.ceil(categories.length / MAX_CATEGORY_LABELS));
+  const every = Math.max(1, Math.ceil(MIN_LABEL_SPACING / Math.max(band, 1e-9))); // every k-th label when bands are thinner than a line of text
   return {
     kind: 'category',
     band,
@@ -288,12 +288,12 @@ export function renderSvg(fig: Figure): string {
   const heat = isHeatmap ? (fig.data[0] as HeatmapTrace) : null;
   const colorbarW = heat && heat.showscale !== false ? 70 : 0;
   const yTickLabels = yCat ? categoriesOf(ys) : ['-0.000', '10000'];
-  const yTickW = Math.min(180, Math.max(...yTickLabels.map(textWidth), 24));
+  const yTickW = Math.min(240, Math.max(...yTickLabels.map(textWidth), 24));
   const left = 12 + yTickW + (L.yaxis?.title ? 22 : 0);
   const xLabels = xCat ? categoriesOf(xs) : [];
   const plotW0 = W - left - 16 - legendW - colorbarW;
   const xBand = xCat && xLabels.length ? plotW0 / xLabels.length : Infinity;
-  const labelEvery = Math.max(1, Math.ceil(xLabels.length / MAX_CATEGORY_LABELS)); // as categoryScale labels them
+  const labelEvery = Math.max(1, Math.ceil(MIN_LABEL_SPACING / Math.max(xBand, 1e-9))); // as categoryScale labels them
   const rotateX = xCat && Math.max(0, ...xLabels.map(textWidth)) > xBand * labelEvery * 0.95;
   const xTickH = rotateX ? Math.min(110, 12 + Math.max(...xLabels.map(textWidth)) * 0.6) : 22;
   const top = titleText ? 46 : 16;
@@ -433,8 +433,13 @@ function drawBars(
 
 function drawHeatmap(out: string[], t: HeatmapTrace, xs: Scale, ys: Scale, box: { x1: number; y0: number; y1: number }, colorbar: boolean): void {
   const vals = t.z.flat().filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
-  const zmin = t.zmin ?? (vals.length ? Math.min(...vals) : 0);
-  const zmax = t.zmax ?? (vals.length ? Math.max(...vals) : 1);
+  let zmin = t.zmin ?? (vals.length ? Math.min(...vals) : 0);
+  let zmax = t.zmax ?? (vals.length ? Math.max(...vals) : 1);
+  if (t.zmid !== undefined && t.zmin === undefined && t.zmax === undefined) {
+    // Plotly's zmid: the colour scale's middle at zmid, the range symmetric around it
+    const r = Math.max(Math.abs(zmin - t.zmid), Math.abs(zmax - t.zmid));
+    [zmin, zmax] = [t.zmid - r, t.zmid + r];
+  }
   const scale = t.colorscale ?? 'Viridis';
   const norm = (v: number): number => (zmax === zmin ? 0.5 : (v - zmin) / (zmax - zmin));
   const cols = t.z[0]?.length ?? 0;

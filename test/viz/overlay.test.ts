@@ -8,18 +8,21 @@ const px = (img: { data: Uint8Array; width: number }, y: number, x: number) => [
 
 describe('overlayRgb', () => {
   it('blends the mask colour with alpha, leaves pixels outside the mask alone', () => {
-    const o = overlayRgb(grey(2, 2), { masks: [{ mask: new Uint8Array([1, 0, 0, 0]), color: '#ff0000', alpha: 0.5, outline: false }], scale: 1 });
+    const o = overlayRgb(grey(2, 2), { masks: [{ mask: new Uint8Array([1, 0, 0, 0]), color: '#ff0000', alpha: 0.5, outline: 0 }], scale: 1 });
     expect(px(o, 0, 0)).toEqual([178, 50, 50]); // round(0.5*100 + 0.5*255) = 178, 0.5*100 = 50
     expect(px(o, 0, 1)).toEqual([100, 100, 100]);
   });
 
   it('upscales by nearest neighbour and outlines the mask on the upscaled grid', () => {
     const mask = new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0, 0]); // the centre pixel of 3x3
-    const o = overlayRgb(grey(3, 3), { masks: [{ mask, color: [0, 255, 0], alpha: 0.5 }], scale: 4 });
+    const o = overlayRgb(grey(3, 3), { masks: [{ mask, color: [0, 255, 0], alpha: 0.5, outline: 1 }], scale: 4 });
     expect([o.height, o.width]).toEqual([12, 12]);
     expect(px(o, 4, 4)).toEqual([0, 255, 0]); // boundary of the 4x4 block: full colour
     expect(px(o, 5, 5)).toEqual([50, 178, 50]); // interior: blended
     expect(px(o, 3, 3)).toEqual([100, 100, 100]); // outside
+    const thick = overlayRgb(grey(3, 3), { masks: [{ mask, color: [0, 255, 0], alpha: 0.5 }], scale: 6 }); // default outline 2
+    expect(px(thick, 7, 8)).toEqual([0, 255, 0]); // 2nd pixel in from the top edge (row 6)
+    expect(px(thick, 8, 8)).toEqual([50, 178, 50]); // 3rd: interior
   });
 
   it('hatches ignore pixels (255) grey instead of filling them', () => {
@@ -47,6 +50,7 @@ describe('overlayRgb', () => {
     expect(() => overlayRgb(grey(2, 2), { masks: [{ mask: new Uint8Array(4), color: 'red' }] })).toThrow(/masks\[0\]\.color: expected '#rrggbb'/);
     expect(() => overlayRgb(grey(2, 2), { scale: 1.5 })).toThrow(/scale must be an integer/);
     expect(() => overlayRgb(grey(2, 2), { boxes: [{ xywh: [0, 0, -1, 1], color: '#000000' }] })).toThrow(/boxes\[0\]\.xywh/);
+    expect(() => overlayRgb(grey(2, 2), { masks: [{ mask: new Uint8Array(4), color: '#000000', outline: -1 }] })).toThrow(/masks\[0\]\.outline must be an integer >= 0/);
     expect(parseColor([1, 2, 3])).toEqual([1, 2, 3]);
   });
 });

@@ -102,6 +102,23 @@ describe('renderSvg', () => {
     expect(cells[2]!.fill).toBe(colorAt('Viridis', 0.5));
   });
 
+  it('centres a diverging scale on zmid', () => {
+    const svg = renderSvg(heatmap({ z: [[-1, 3]], colorscale: 'RdBu', zmid: 0 }));
+    const fills = elements(svg, 'rect').map((r) => r.fill);
+    expect(fills).toContain(colorAt('RdBu', 1)); // 3 is the top of [-3, 3]
+    expect(fills).toContain(colorAt('RdBu', 1 / 3)); // -1 sits a third of the way up
+  });
+
+  it('labels every category while they are at least a text line apart, every k-th beyond', () => {
+    const cats = Array.from({ length: 40 }, (_, i) => `c${i}`);
+    const tall = renderSvg(barChart({ categories: cats, series: [{ name: 'n', values: cats.map(() => 1) }], horizontal: true, height: 60 + 40 * 16 }));
+    const short = renderSvg(barChart({ categories: cats, series: [{ name: 'n', values: cats.map(() => 1) }], horizontal: true, height: 300 }));
+    expect(texts(tall).filter((t) => /^c\d+$/.test(t))).toHaveLength(40);
+    const few = texts(short).filter((t) => /^c\d+$/.test(t));
+    expect(few.length).toBeLessThan(40);
+    expect(few.length).toBeGreaterThan(10);
+  });
+
   it('draws a large heatmap as one embedded PNG image', async () => {
     const z = Array.from({ length: 32 }, (_, r) => Array.from({ length: 32 }, (_, c) => r * 32 + c));
     const svg = renderSvg(heatmap({ z }));
