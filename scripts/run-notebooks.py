@@ -17,6 +17,7 @@ Exit status: 0 when every notebook ran, 1 when one failed, 2 on bad arguments.
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +44,15 @@ def describe_outputs(cell):
             parts.append(f"[{out.get('name')}]\n{out.get('text', '').rstrip()}")
         elif kind == "error":
             parts.append(f"[error] {out.get('ename')}: {out.get('evalue')}\n" + "\n".join(out.get("traceback", [])))
-    return "\n".join(parts) if parts else "(the cell wrote nothing: see the kernel's log above)"
+    return "\n".join(parts) if parts else "(the cell wrote nothing: see the kernel process's stderr below)"
+
+
+def shown(path):
+    """A notebook's path as printed: relative to the repo when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def run_one(path, args):
@@ -67,19 +76,24 @@ def run_one(path, args):
     )
     t0 = time.monotonic()
     error = None
-    try:
-        client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-        error = e
+    # The kernel process's own stderr (tslab start-up failures, its noise on shutdown)
+    # goes to a file, shown only when the notebook fails.
+    with tempfile.TemporaryFile(mode="w+") as kernel_log:
+        try:
+            client.execute(stderr=kernel_log)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as e:
+            error = e
+        kernel_log.seek(0)
+        kernel_stderr = kernel_log.read()
     elapsed = time.monotonic() - t0
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(args.out / path.name))
     if error is None:
-        print(f"ok    {path.relative_to(ROOT)}  ({elapsed:.1f} s)", flush=True)
+        print(f"ok    {shown(path)}  ({elapsed:.1f} s)", flush=True)
         return True
     i = state["index"]
-    print(f"FAIL  {path.relative_to(ROOT)}  ({elapsed:.1f} s): {type(error).__name__}", flush=True)
+    print(f"FAIL  {shown(path)}  ({elapsed:.1f} s): {type(error).__name__}", flush=True)
     if i is not None:
         cell = nb.cells[i]
         print(f"--- cell {i} (code cell {sum(1 for c in nb.cells[: i + 1] if c.cell_type == 'code')}) source:")
@@ -88,6 +102,9 @@ def run_one(path, args):
         print(describe_outputs(cell))
     if not isinstance(error, CellExecutionError) or i is None:
         print(f"--- {error}")
+    if kernel_stderr.strip():
+        print("--- kernel process stderr (last 40 lines):")
+        print("\n".join(kernel_stderr.rstrip().splitlines()[-40:]))
     print("---", flush=True)
     return False
 
