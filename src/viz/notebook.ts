@@ -54,31 +54,37 @@ export interface NotebookContext {
   benchmark(): Promise<{ dir: string; manifest: Manifest; generated: boolean }>;
 }
 
-/** Starts a notebook: reads LENS_PRESET and prints one line saying what runs. */
-export function openNotebook(name: string, { env = process.env, quiet = false }: { env?: Record<string, string | undefined>; quiet?: boolean } = {}): NotebookContext {
+/**
+ * Starts a notebook: reads LENS_PRESET and prints one line saying what runs.
+ * `root` (default: the project root) is where results/figures and data/ are (tests use a temp folder).
+ */
+export function openNotebook(
+  name: string,
+  { env = process.env, quiet = false, root = projectRoot() }: { env?: Record<string, string | undefined>; quiet?: boolean; root?: string } = {},
+): NotebookContext {
   const preset = presetFromEnv(env);
   if (!quiet) console.log(`[lens] notebook ${name}: preset ${preset}${env.LENS_PRESET ? ' (LENS_PRESET)' : ' (default; set LENS_PRESET to change)'}`);
   return {
     name,
     preset,
-    figuresDir: join(projectRoot(), FIGURES_DIR, name),
+    figuresDir: join(root, FIGURES_DIR, name),
     figure(fig, file) {
       const bundle = figureBundle(fig);
-      writeFigure(name, file, fig);
+      writeFigure(name, file, fig, root);
       displayBundle(bundle);
     },
     table(rows, file, opts = {}) {
       const bundle = tableBundle(rows, opts);
-      writeFigurePage(name, file, { title: opts.title ?? file, bodyHtml: bundle['text/html'] as string });
+      writeFigurePage(name, file, { title: opts.title ?? file, bodyHtml: bundle['text/html'] as string }, root);
       displayBundle(bundle);
     },
     async gallery(items, file, opts = {}) {
       const bundle = await galleryBundle(items, { columns: opts.columns ?? 4, ...(opts.title ? { title: opts.title } : {}) });
-      writeFigurePage(name, file, { title: opts.title ?? file, bodyHtml: bundle['text/html'] as string });
+      writeFigurePage(name, file, { title: opts.title ?? file, bodyHtml: bundle['text/html'] as string }, root);
       displayBundle(bundle);
     },
     async benchmark() {
-      const dir = join(projectRoot(), benchDirFor(preset));
+      const dir = join(root, benchDirFor(preset));
       const { manifest, generated } = await ensureBenchmark(dir, { scale: preset, seed: 0 });
       return { dir, manifest, generated };
     },

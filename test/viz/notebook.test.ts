@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { groupParams } from '../../src/viz/anatomy';
 import { matmulTimings, packageVersions } from '../../src/viz/environment';
-import { benchDirFor, presetFromEnv } from '../../src/viz/notebook';
+import { benchDirFor, openNotebook, presetFromEnv } from '../../src/viz/notebook';
+import { setDisplaySink, type DisplayContent } from '../../src/viz/display';
+import { lineChart } from '../../src/viz/figure';
+import { overlayPng } from '../../src/viz/overlay';
 import { sampleCaption } from '../../src/viz/samples';
 import { initBackend } from '../../src/backend';
 import { projectRoot } from '../../src/util/paths';
@@ -20,6 +24,29 @@ describe('notebook context', () => {
 
   it('keeps quick on npm start\'s data/bench and gives the other presets their own folders', () => {
     expect([benchDirFor('quick'), benchDirFor('tiny'), benchDirFor('paper')]).toEqual([join('data', 'bench'), join('data', 'bench-tiny'), join('data', 'bench-paper')]);
+  });
+});
+
+describe('notebook outputs', () => {
+  const root = mkdtempSync(join(tmpdir(), 'lens-nb-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  afterEach(() => setDisplaySink(null));
+
+  it('figure / table / gallery each send one bundle and write one page under results/figures/<notebook>', async () => {
+    const sent: DisplayContent[] = [];
+    setDisplaySink((c) => sent.push(c));
+    const nb = openNotebook('99_test', { env: { LENS_PRESET: 'tiny' }, quiet: true, root });
+    expect(nb.preset).toBe('tiny');
+    expect(nb.figuresDir).toBe(join(root, 'results', 'figures', '99_test'));
+    nb.figure(lineChart({ title: 'loss', series: [{ name: 'l', x: [0, 1], y: [1, 0.5] }] }), 'loss');
+    nb.table([{ a: 1 }], 'tab', { title: 'T' });
+    const png = await overlayPng({ data: new Uint8Array(12), height: 2, width: 2 }, { scale: 1 });
+    await nb.gallery([{ png, caption: 'c' }], 'gal', { title: 'G' });
+    expect(sent.map((c) => Object.keys(c.data).sort())).toEqual([
+      ['application/vnd.plotly.v1+json', 'text/html', 'text/plain'], ['text/html', 'text/plain'], ['image/png', 'text/html', 'text/plain'],
+    ]);
+    for (const f of ['loss', 'tab', 'gal']) expect(existsSync(join(nb.figuresDir, `${f}.html`))).toBe(true);
+    expect(readFileSync(join(nb.figuresDir, 'gal.html'), 'utf8')).toContain('G</p>');
   });
 });
 
