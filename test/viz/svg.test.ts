@@ -141,6 +141,18 @@ describe('renderSvg', () => {
     expect(escapeXml(`'`)).toBe('&#39;');
   });
 
+  it.each([
+    ['no traces', { data: [], layout: {} } as Figure],
+    ['all-zero bars', barChart({ categories: ['a', 'b'], series: [{ name: 'z', values: [0, 0] }] })],
+    ['negative bars', barChart({ categories: ['a', 'b'], series: [{ name: 'z', values: [-1, 2] }] })],
+    ['a constant heatmap', heatmap({ z: [[2, 2], [2, 2]] })],
+    ['a single point', lineChart({ series: [{ name: 'p', x: [5], y: [3] }] })],
+    ['zero on a log axis', lineChart({ series: [{ name: 'p', x: [1, 2], y: [0, 10] }], y: { log: true } })],
+    ['NaN values', lineChart({ series: [{ name: 'p', x: [1, 2, 3], y: [NaN, 1, 2] }] })],
+  ])('draws %s without NaN coordinates', (_, fig) => {
+    expect(renderSvg(fig)).not.toMatch(/NaN|Infinity/);
+  });
+
   it('refuses trace types it cannot draw, naming the trace', () => {
     const fig = { data: [{ type: 'scatter', x: [1], y: [1] }, { type: 'pie', values: [1] }], layout: {} } as unknown as Figure;
     expect(() => renderSvg(fig)).toThrow(/data\[1\]\.type = "pie"; expected one of scatter, bar, heatmap/);
