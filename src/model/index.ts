@@ -11,7 +11,7 @@ export * from './generate';
 export * from './context_module';
 export * from './connector';
 export * from './losses';
-export * from './sam';
+export * from './sam/index';
 export * from './lens';
 export * from './presets';
 export * from './baselines';

@@ -7,7 +7,7 @@
  * integers, x2 = x + w (the COCO box's far edge).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { loadSplit, readSampleImage, resizeRgb, type Family, type RefSample } from '../data';
+import { loadSplit, readSampleImage, resizeRgb, type Family, type RefSample } from '../data/index';
 import { formatAnswer, type Box } from '../model/answer';
 import { buildPrompt, EOS_ID, padSequences, Tokenizer } from '../model/tokenizer';
 import type { Rng } from '../random';

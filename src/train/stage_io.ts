@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Family } from '../data';
-import { SPLITS } from '../data';
+import type { Family } from '../data/index';
+import { SPLITS } from '../data/index';
 import { loadLens, saveLens } from '../model/presets';
 import type { LensModel } from '../model/lens';
 import { Tokenizer } from '../model/tokenizer';

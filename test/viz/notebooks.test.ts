@@ -62,6 +62,18 @@ describe('notebooks', () => {
     expect(unloadableImports(relImports(code).map((spec) => ({ spec, from: root })))).toEqual([]);
   });
 
+  it('every library file can load under tslab (notebooks may import any of them)', () => {
+    const files: string[] = [];
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else if (e.name.endsWith('.ts')) files.push(join(d, e.name));
+      }
+    };
+    walk(join(root, 'src'));
+    expect(unloadableImports(files.map((f) => ({ spec: `./${relative(root, f).replace(/\.ts$/, '')}`, from: root })))).toEqual([]);
+  });
+
   it('the folder-import check finds a folder import', () => {
     expect(unloadableImports([{ spec: './src/viz', from: root }])).toEqual([`x: './src/viz' is a folder: write './src/viz/index'`]);
   });
