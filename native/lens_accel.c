@@ -174,10 +174,14 @@ static void wait_idle(void) {
 
 /* Runs fn(ctx, t) for t in [0, ntasks); on the caller alone when `work` (about one
    unit per element or flop) is too small to pay for waking a worker. */
+/* One job at a time: a second JavaScript thread (a Node worker) calling in while the
+   pool is busy runs its job alone instead of corrupting the shared job slot. */
+static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+
 static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
   /* below ~0.25M units (floats touched, or flops / 8) a job takes < ~0.1 ms alone:
      not worth a worker, whose preemption on a loaded machine could cost far more */
-  if (pool.nthreads <= 1 || ntasks < 2 || work < 262144.0) {
+  if (pool.nthreads <= 1 || ntasks < 2 || work < 262144.0 || atomic_flag_test_and_set(&pool_busy)) {
     for (size_t t = 0; t < ntasks; t++) fn(ctx, t);
     return;
   }
@@ -192,6 +196,7 @@ static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
   pthread_mutex_unlock(&pool.mu);
   run_tasks();
   wait_idle(); /* only for tasks a worker already claimed */
+  atomic_flag_clear(&pool_busy);
 }
 
 /* Number of tasks for `work` units: at least min_work each, at most 4 per thread. */
