@@ -8,14 +8,16 @@
  *    projection split with a rank-5 transpose (nanoGPT's c_attn);
  * 2. GELU as x * sigmoid(1.702 x) vs the tanh approximation;
  * 3. Adam: the fused update (src/accel/adam.ts) vs tf.train.adam;
- * 4. Identity / same-dtype Cast sharing the input buffer vs copying it.
+ * 4. Identity / same-dtype Cast sharing the input buffer vs copying it;
+ * 5. layer norm as the fused op (src/accel/layernorm.ts) vs the composite of
+ *    src/model/nn.ts, alone and inside the whole reference step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { adam, setWasmAccel, stockKernel, wasmAccelStatus } from '../src/accel';
+import { adam, layerNorm, setWasmAccel, stockKernel, wasmAccelStatus } from '../src/accel';
 import { initBackend } from '../src/backend';
-import { Attention, Linear, quickGelu } from '../src/model/nn';
+import { Attention, LayerNorm, Linear, quickGelu } from '../src/model/nn';
 import { Rng } from '../src/random';
 import { registerGradients } from './gradients';
 import { buildRefStep, DEFAULT_REF_STEP, RefNet } from './reference-step';
@@ -155,6 +157,34 @@ async function main(argv: string[]): Promise<number> {
   );
   use(sharing);
   report('4. reference training step, Identity / Cast', ['share the input buffer (accelerated default)', 'copy (stock)'], times);
+
+  // 5. layer norm
+  const ln = new LayerNorm(width);
+  report(
+    `5a. layer norm [${batch}, ${tokens}, ${width}], forward + backward`,
+    ['fused layerNorm (src/accel)', 'composite (src/model/nn.ts LayerNorm)'],
+    ab(reps, fwdBwd(() => layerNorm(x, ln.gamma, ln.beta, ln.eps), ln.parameters()), fwdBwd(() => ln.apply(x), ln.parameters())),
+  );
+  const composite = LayerNorm.prototype.apply;
+  const fusedApply = function (this: LayerNorm, t: tf.Tensor) {
+    return layerNorm(t, this.gamma, this.beta, this.eps);
+  } as typeof composite;
+  const stepLn = buildRefStep(DEFAULT_REF_STEP, 4);
+  const lnTimes = ab(
+    reps,
+    () => {
+      LayerNorm.prototype.apply = fusedApply;
+      stepLn.run();
+    },
+    () => {
+      LayerNorm.prototype.apply = composite;
+      stepLn.run();
+    },
+  );
+  LayerNorm.prototype.apply = composite;
+  report('5b. reference training step, LayerNorm', ['fused layerNorm in every LayerNorm', 'composite (as src/model/nn.ts today)'], lnTimes);
+  ln.dispose();
+  stepLn.dispose();
 
   tf.dispose([x, bias, causal, target]);
   for (const m of [sep, fc, netA, netB]) m.dispose();

@@ -28,7 +28,8 @@ const HELP = `usage: npm run bench -- [options]
   --stock-reps N     timed steps of the stock wasm variant, ~9 s each (default 3; 0 skips it)
   --warmup N         untimed steps per variant first (default 1, at least 1)
   --torch-threads N  torch.set_num_threads for the PyTorch peer (default 1)
-  --blas-threads N   OPENBLAS_NUM_THREADS for the PyTorch peer and the addon (default 2)
+  --blas-threads N   OPENBLAS_NUM_THREADS for the PyTorch peer (default 2; the addon runs
+                     OpenBLAS single-threaded under its own pool, sized by LENS_NATIVE_THREADS)
   --no-torch         skip the PyTorch peer
   --profile          per-kernel profile of the accelerated step
   --out DIR          where the Arrow file goes (default results/bench)`;
@@ -177,7 +178,6 @@ async function main(argv: string[]): Promise<number> {
   const warmup = int('warmup', values.warmup, 1);
   const torchThreads = int('torch-threads', values['torch-threads'], 1);
   const blasThreads = int('blas-threads', values['blas-threads'], 2);
-  process.env.OPENBLAS_NUM_THREADS ??= String(blasThreads); // read by OpenBLAS when the addon loads
 
   registerGradients();
   const backend = await initBackend({ name: 'wasm' });

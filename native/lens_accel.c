@@ -174,10 +174,14 @@ static void wait_idle(void) {
 
 /* Runs fn(ctx, t) for t in [0, ntasks); on the caller alone when `work` (about one
    unit per element or flop) is too small to pay for waking a worker. */
+/* One job at a time: a second JavaScript thread (a Node worker) calling in while the
+   pool is busy runs its job alone instead of corrupting the shared job slot. */
+static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+
 static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
   /* below ~0.25M units (floats touched, or flops / 8) a job takes < ~0.1 ms alone:
      not worth a worker, whose preemption on a loaded machine could cost far more */
-  if (pool.nthreads <= 1 || ntasks < 2 || work < 262144.0) {
+  if (pool.nthreads <= 1 || ntasks < 2 || work < 262144.0 || atomic_flag_test_and_set(&pool_busy)) {
     for (size_t t = 0; t < ntasks; t++) fn(ctx, t);
     return;
   }
@@ -192,6 +196,7 @@ static void parallel_tasks(task_fn fn, void *ctx, size_t ntasks, double work) {
   pthread_mutex_unlock(&pool.mu);
   run_tasks();
   wait_idle(); /* only for tasks a worker already claimed */
+  atomic_flag_clear(&pool_busy);
 }
 
 /* Number of tasks for `work` units: at least min_work each, at most 4 per thread. */
@@ -956,6 +961,152 @@ static napi_value js_grad(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Layer norm over the last axis, forward and backward in one pass each       */
+/* (src/accel/layernorm.ts; the composite in src/model/nn.ts costs ~10 kernels */
+/* forward and ~15 backward). y = (x - mean) * rstd * gamma + beta,           */
+/* rstd = 1 / sqrt(var + eps), var the population variance (tf.moments).      */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+  const float *x, *gamma, *beta, *dy, *mean, *rstd;
+  float *y, *out_mean, *out_rstd, *dx, *partial; /* partial: [tasks, 2, C] dgamma / dbeta */
+  size_t rows, c, per_task;
+  float eps;
+} ln_job;
+
+static void ln_fwd_task(void *ctx, size_t t) {
+  const ln_job *j = (const ln_job *)ctx;
+  size_t r0 = t * j->per_task, r1 = r0 + j->per_task > j->rows ? j->rows : r0 + j->per_task, c = j->c;
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * c;
+    float *y = j->y + r * c;
+    float s;
+    sum_block(x, 0, c, 1, &s);
+    float mean = s / (float)c;
+    for (size_t i = 0; i < c; i++) y[i] = (x[i] - mean) * (x[i] - mean); /* scratch: squared deviations */
+    float v;
+    sum_block(y, 0, c, 1, &v);
+    float rstd = 1.0f / sqrtf(v / (float)c + j->eps);
+    for (size_t i = 0; i < c; i++) y[i] = (x[i] - mean) * rstd * j->gamma[i] + j->beta[i];
+    j->out_mean[r] = mean;
+    j->out_rstd[r] = rstd;
+  }
+}
+
+static void ln_bwd_task(void *ctx, size_t t) {
+  const ln_job *j = (const ln_job *)ctx;
+  size_t r0 = t * j->per_task, r1 = r0 + j->per_task > j->rows ? j->rows : r0 + j->per_task, c = j->c;
+  float *dg = j->partial + t * 2 * c, *db = dg + c;
+  memset(dg, 0, 2 * c * sizeof(float));
+  for (size_t r = r0; r < r1; r++) {
+    const float *x = j->x + r * c, *dy = j->dy + r * c;
+    float *dx = j->dx + r * c;
+    float mean = j->mean[r], rstd = j->rstd[r];
+    float a8[8] = {0}, b8[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= c; i += 8)
+      for (int u = 0; u < 8; u++) {
+        float xh = (x[i + u] - mean) * rstd, g = dy[i + u] * j->gamma[i + u];
+        a8[u] += g;
+        b8[u] += g * xh;
+      }
+    float sa = 0, sb = 0;
+    for (int u = 0; u < 8; u++) {
+      sa += a8[u];
+      sb += b8[u];
+    }
+    for (; i < c; i++) {
+      float xh = (x[i] - mean) * rstd, g = dy[i] * j->gamma[i];
+      sa += g;
+      sb += g * xh;
+    }
+    float ma = sa / (float)c, mb = sb / (float)c;
+    for (i = 0; i < c; i++) {
+      float xh = (x[i] - mean) * rstd;
+      dx[i] = rstd * (dy[i] * j->gamma[i] - ma - xh * mb);
+      dg[i] += dy[i] * xh;
+      db[i] += dy[i];
+    }
+  }
+}
+
+/* layerNorm(heap, desc, backward): forward desc = [x, gamma, beta, y, mean, rstd offsets, rows, C, eps];
+   backward desc = [x, gamma, dy, mean, rstd, dx, dgamma, dbeta offsets, rows, C] */
+static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) FAIL("layerNorm(heap, desc, backward): expected 3 arguments");
+  uint8_t *heap;
+  size_t heap_len, nd;
+  const double *d;
+  bool backward;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("layerNorm: argument 0 must be the wasm heap ArrayBuffer");
+  if (!get_desc(env, argv[1], &d, &nd)) FAIL("layerNorm: argument 1 must be a Float64Array descriptor");
+  CHECK(napi_get_value_bool(env, argv[2], &backward));
+  ln_job j;
+  memset(&j, 0, sizeof j);
+  if (!backward) {
+    if (nd < 9) FAIL("layerNorm: forward descriptor needs 9 entries");
+    j.rows = (size_t)d[6];
+    j.c = (size_t)d[7];
+    j.eps = (float)d[8];
+    double n = (double)j.rows * j.c;
+    if (!in_heap(heap_len, d[0], 4 * n) || !in_heap(heap_len, d[1], 4.0 * j.c) || !in_heap(heap_len, d[2], 4.0 * j.c) ||
+        !in_heap(heap_len, d[3], 4 * n) || !in_heap(heap_len, d[4], 4.0 * j.rows) || !in_heap(heap_len, d[5], 4.0 * j.rows))
+      FAIL("layerNorm: an operand lies outside the wasm heap");
+    if (n == 0) return NULL;
+    j.x = (const float *)(heap + (size_t)d[0]);
+    j.gamma = (const float *)(heap + (size_t)d[1]);
+    j.beta = (const float *)(heap + (size_t)d[2]);
+    j.y = (float *)(heap + (size_t)d[3]);
+    j.out_mean = (float *)(heap + (size_t)d[4]);
+    j.out_rstd = (float *)(heap + (size_t)d[5]);
+    size_t parts = task_count(n * 3, 32768, j.rows);
+    j.per_task = (j.rows + parts - 1) / parts;
+    parallel_tasks(ln_fwd_task, &j, (j.rows + j.per_task - 1) / j.per_task, n * 3);
+    return NULL;
+  }
+  if (nd < 10) FAIL("layerNorm: backward descriptor needs 10 entries");
+  j.rows = (size_t)d[8];
+  j.c = (size_t)d[9];
+  double n = (double)j.rows * j.c;
+  if (!in_heap(heap_len, d[0], 4 * n) || !in_heap(heap_len, d[1], 4.0 * j.c) || !in_heap(heap_len, d[2], 4 * n) ||
+      !in_heap(heap_len, d[3], 4.0 * j.rows) || !in_heap(heap_len, d[4], 4.0 * j.rows) || !in_heap(heap_len, d[5], 4 * n) ||
+      !in_heap(heap_len, d[6], 4.0 * j.c) || !in_heap(heap_len, d[7], 4.0 * j.c))
+    FAIL("layerNorm: an operand lies outside the wasm heap");
+  float *dgamma = (float *)(heap + (size_t)d[6]), *dbeta = (float *)(heap + (size_t)d[7]);
+  if (n == 0) {
+    memset(dgamma, 0, j.c * 4);
+    memset(dbeta, 0, j.c * 4);
+    return NULL;
+  }
+  j.x = (const float *)(heap + (size_t)d[0]);
+  j.gamma = (const float *)(heap + (size_t)d[1]);
+  j.dy = (const float *)(heap + (size_t)d[2]);
+  j.mean = (const float *)(heap + (size_t)d[3]);
+  j.rstd = (const float *)(heap + (size_t)d[4]);
+  j.dx = (float *)(heap + (size_t)d[5]);
+  size_t parts = task_count(n * 4, 32768, j.rows);
+  j.per_task = (j.rows + parts - 1) / parts;
+  size_t ntasks = (j.rows + j.per_task - 1) / j.per_task;
+  j.partial = (float *)malloc(ntasks * 2 * j.c * sizeof(float));
+  if (!j.partial) FAIL("layerNorm: out of memory for partial sums");
+  parallel_tasks(ln_bwd_task, &j, ntasks, n * 4);
+  for (size_t i = 0; i < j.c; i++) {
+    float g = 0, b = 0;
+    for (size_t t = 0; t < ntasks; t++) {
+      g += j.partial[t * 2 * j.c + i];
+      b += j.partial[t * 2 * j.c + j.c + i];
+    }
+    dgamma[i] = g;
+    dbeta[i] = b;
+  }
+  free(j.partial);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -993,6 +1144,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"transpose", NULL, js_transpose, NULL, NULL, NULL, napi_default, NULL},
       {"adam", NULL, js_adam, NULL, NULL, NULL, napi_default, NULL},
       {"grad", NULL, js_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -26,6 +26,9 @@ export interface NativeAddon {
   adam(heap: ArrayBuffer, desc: Float64Array): void;
   /** Fused gradient: softmax (1) of rows x channels, or sigmoid (0) over `rows` floats. */
   grad(heap: ArrayBuffer, dyOff: number, yOff: number, outOff: number, rows: number, channels: number, softmax: number): void;
+  /** Layer norm forward (desc [x, gamma, beta, y, mean, rstd offsets, rows, C, eps]) or backward
+   *  (desc [x, gamma, dy, mean, rstd, dx, dgamma, dbeta offsets, rows, C]). */
+  layerNorm(heap: ArrayBuffer, desc: Float64Array, backward: boolean): void;
   /** Row softmax of x: [rows, channels]. */
   softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
@@ -66,7 +69,7 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.grad !== 'function') {
+    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.layerNorm !== 'function') {
       return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };

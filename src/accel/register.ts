@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_KERNEL, makeAdamKernel } from './adam';
 import { installFusedGradients, makeGradKernel, SIGMOID_GRAD_KERNEL, SOFTMAX_GRAD_KERNEL } from './gradients';
+import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, makeLayerNormGradKernel, makeLayerNormKernel } from './layernorm';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
 import { BINARY_OPS, makeBinary, makeSigmoid, makeSoftmax, makeTranspose } from './elementwise';
@@ -55,6 +56,8 @@ const NATIVE_ONLY: Record<string, (addon: NativeAddon) => WasmKernelFunc> = {
   [ADAM_KERNEL]: makeAdamKernel,
   [SOFTMAX_GRAD_KERNEL]: (addon) => makeGradKernel(addon, true),
   [SIGMOID_GRAD_KERNEL]: (addon) => makeGradKernel(addon, false),
+  [LAYER_NORM_KERNEL]: makeLayerNormKernel,
+  [LAYER_NORM_GRAD_KERNEL]: makeLayerNormGradKernel,
 };
 
 const stockConfigs = new Map<string, tf.KernelConfig>();
