@@ -4,7 +4,7 @@
  * with a causal bias, a final LayerNorm and a Linear head, MSE loss against a fixed
  * random target, Adam. bench/torch_step.py is the same network in PyTorch.
  * Gradients must be registered by the caller (tfjs-core alone registers none):
- * bench/gradients.ts under tsx, `import '@tensorflow/tfjs-core/dist/register_all_gradients'` under vitest.
+ * src/backend.ts (imported by every entry point).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { adam } from '../src/accel';

@@ -19,7 +19,6 @@ import { adam, layerNorm, setWasmAccel, stockKernel, wasmAccelStatus } from '../
 import { initBackend } from '../src/backend';
 import { Attention, LayerNorm, Linear, quickGelu } from '../src/model/nn';
 import { Rng } from '../src/random';
-import { registerGradients } from './gradients';
 import { buildRefStep, DEFAULT_REF_STEP, RefNet } from './reference-step';
 
 function median(xs: number[]): number {
@@ -90,7 +89,6 @@ function geluTanh(x: tf.Tensor): tf.Tensor {
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { reps: { type: 'string' } } });
   const reps = values.reps ? Number(values.reps) : 5;
-  registerGradients();
   await initBackend({ name: 'wasm' });
   if (!wasmAccelStatus()?.native) {
     console.log(`rules: the native kernels are not available (${wasmAccelStatus()?.detail}); the rules are measured on them`);

@@ -20,7 +20,6 @@ import { setWasmAccel, wasmAccelStatus } from '../src/accel';
 import { initBackend } from '../src/backend';
 import { writeFileAtomic } from '../src/util/fs';
 import { projectRoot } from '../src/util/paths';
-import { registerGradients } from './gradients';
 import { buildRefStep, DEFAULT_REF_STEP, refStepFlops, type RefStep } from './reference-step';
 
 const HELP = `usage: npm run bench -- [options]
@@ -179,7 +178,6 @@ async function main(argv: string[]): Promise<number> {
   const torchThreads = int('torch-threads', values['torch-threads'], 1);
   const blasThreads = int('blas-threads', values['blas-threads'], 2);
 
-  registerGradients();
   const backend = await initBackend({ name: 'wasm' });
   const accel = wasmAccelStatus();
   const flops = refStepFlops(DEFAULT_REF_STEP);

@@ -1,6 +1,4 @@
-// Every test process starts the backend as every entry point of the library does:
-// backend.ts registers tfjs's gradients and, on wasm, the project's kernels
-// (src/accel). Tests that compare backends switch with tf.setBackend afterwards.
-import { initBackend } from '../src/backend';
-
-await initBackend({ quiet: true });
+// Every test process loads the backend module, as every entry point of the library
+// does: it registers tfjs's gradients (see src/backend.ts). Tests start a backend
+// through test/backend-util.ts, so wasm runs with the project's kernels (src/accel).
+import '../src/backend';

@@ -10,6 +10,7 @@
  * - GELU is quick-GELU, x * sigmoid(1.702 x), as the official LENS connector uses.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { layerNorm } from '../accel/layernorm';
 import type { Rng } from '../random';
 
 /** A named tree of parameters. Subclasses register variables and child modules. */
@@ -143,12 +144,9 @@ export class LayerNorm extends Module {
     this.beta = this.param('bias', init.constant(dim, 0), [dim]);
   }
 
+  /** One fused kernel forward and backward where src/accel registered it (wasm), the composite form elsewhere. */
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(xhat, this.gamma), this.beta) as T;
-    });
+    return layerNorm(x, this.gamma, this.beta, this.eps) as T;
   }
 }
 

@@ -4,8 +4,6 @@
  * accelerated kernels, and an all-close check with a readable failure message.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core's node bundle registers no gradients; this registers them (as the model tests do).
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
 import { loadNative, setWasmAccel } from '../../src/accel';

@@ -34,7 +34,8 @@ describe('backend selection', () => {
   });
 
   it('starts once per process: later calls return the first start, whatever they ask', async () => {
-    const first = await initBackend({ quiet: true }); // test/setup.ts already started it
-    expect(await initBackend({ name: 'cpu', quiet: true })).toBe(first);
+    const first = await initBackend({ name: 'cpu', quiet: true });
+    expect(first.name).toBe('cpu');
+    expect(await initBackend({ name: 'wasm', quiet: true })).toBe(first);
   });
 });

@@ -8,11 +8,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { Tokenizer } from '../../src/model/tokenizer';
 
 /** Switches the active tfjs backend. */
-export async function setBackend(name: 'cpu' | 'wasm'): Promise<void> {
-  await tf.setBackend(name);
-  await tf.ready();
-  if (tf.getBackend() !== name) throw new Error(`could not start backend ${name}`);
-}
+export { useBackend as setBackend } from '../backend-util';
 
 
 /** Largest |a - b| over two equally long arrays (throws on a length mismatch). */

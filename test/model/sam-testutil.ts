@@ -9,11 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { expect } from 'vitest';
 
 /** Switches the active tfjs backend ('cpu' or 'wasm'). */
-export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
-  await tf.setBackend(name);
-  await tf.ready();
-  if (tf.getBackend() !== name) throw new Error(`could not start backend ${name}`);
-}
+export { useBackend } from '../backend-util';
 
 
 /** Asserts |a - b| <= atol + rtol*|b| elementwise, with a message naming the worst index. */
