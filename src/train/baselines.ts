@@ -417,8 +417,8 @@ export function segZeroPlan(model: SegZeroModel, ref: SegZeroModel | null, tok: 
         images: imagesRep,
         promptLength: gen.promptLength,
         host: {
-          reward_mean: rm, reward_std: rs, format_mean: fm, format_std: fs, box_mean: bm, box_std: bs,
-          format_rate: fm, zero_spread: zeroSpreadFraction(rewards, G), completion_len: lm,
+          rewardMean: rm, rewardStd: rs, formatMean: fm, formatStd: fs, boxMean: bm, boxStd: bs,
+          formatRate: fm, zeroSpread: zeroSpreadFraction(rewards, G), completionLength: lm,
         },
       };
     },
@@ -427,7 +427,7 @@ export function segZeroPlan(model: SegZeroModel, ref: SegZeroModel | null, tok: 
         const logits = model.policyLogits({ tokens: b.tokens, attentionMask: b.attentionMask, images: b.images });
         const logp = shiftedLogProbs(logits, b.tokens, b.promptLength, b.attentionMask);
         const out = grpoLoss({ logp, oldLogp: b.oldLogp, refLogp: b.refLogp, advantages: b.advantages, mask: b.completionMask, beta: c.beta, clipEps: c.clipEps });
-        return { loss: out.loss, logs: { kl: out.kl, clip_fraction: out.clipFraction } };
+        return { loss: out.loss, logs: { kl: out.kl, clipFraction: out.clipFraction } };
       }),
     hostLogs: (b) => b.host,
     dispose: (b) => tf.dispose([b.tokens, b.attentionMask, b.completionMask, b.oldLogp, b.advantages, b.images, ...(b.refLogp ? [b.refLogp] : [])]),
@@ -499,7 +499,7 @@ export async function runBaseline(kind: BaselineKind, opts: RunBaselineOptions):
     saveBaseline(run.dir, model, tokenizer, { kind, from: opts.from });
     const rows = run.steps();
     const metric: Record<string, number | string> = { kind, steps: rows.length, loss_first: tailMean(rows.slice(0, 10), 'loss'), loss_last: tailMean(rows, 'loss') };
-    if (kind === 'segzero') Object.assign(metric, { reward_first: tailMean(rows.slice(0, 10), 'reward_mean'), reward_last: tailMean(rows, 'reward_mean') });
+    if (kind === 'segzero') Object.assign(metric, { reward_first: tailMean(rows.slice(0, 10), 'rewardMean'), reward_last: tailMean(rows, 'rewardMean') });
     run.finish([metric]);
     return { dir: run.dir, config: c, steps: rows.length };
   } finally {
