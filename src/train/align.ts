@@ -102,6 +102,8 @@ interface PrefixEntry {
   length: number;
   k: Float32Array[];
   v: Float32Array[];
+  /** SAM image embeddings [h, w, C] (shared by the chunk's sentences of one image). */
+  sam: Float32Array;
 }
 
 /**
@@ -111,7 +113,6 @@ interface PrefixEntry {
  */
 export class PrefixCache {
   private readonly kv = new Map<number, PrefixEntry>();
-  private readonly sam = new Map<string, Float32Array>();
   private readonly heads: number;
   private readonly headSize: number;
   private readonly embShape: [number, number, number];
@@ -138,18 +139,28 @@ export class PrefixCache {
   /** Host bytes held by the cache (K / V and SAM embeddings). */
   bytes(): number {
     let n = 0;
-    for (const e of this.kv.values()) for (const a of [...e.k, ...e.v]) n += a.byteLength;
-    for (const a of this.sam.values()) n += a.byteLength;
+    const sam = new Set<Float32Array>();
+    for (const e of this.kv.values()) {
+      for (const a of [...e.k, ...e.v]) n += a.byteLength;
+      sam.add(e.sam);
+    }
+    for (const a of sam) n += a.byteLength;
     return n;
   }
 
-  /** Encodes the examples of `indices` not cached yet (no gradient: frozen parts only). */
+  /**
+   * Encodes the examples of `indices` not cached yet (no gradient: frozen parts only).
+   * Always whole fixed chunks of the example list (chunk c = examples [c*chunk, (c+1)*chunk)),
+   * so every entry is computed in the same padded batch whatever order the examples are
+   * drawn in: a resumed run refills the cache bit-identically.
+   */
   ensure(indices: readonly number[]): void {
-    const missing = [...new Set(indices)].filter((i) => !this.kv.has(i));
+    const chunks = [...new Set(indices.filter((i) => !this.kv.has(i)).map((i) => Math.floor(i / this.chunk)))].sort((a, b) => a - b);
     const side = this.model.config.imageSize;
     const numVisual = this.model.vision.numTokens;
-    for (let s = 0; s < missing.length; s += this.chunk) {
-      const ids = missing.slice(s, s + this.chunk);
+    for (const c of chunks) {
+      const ids: number[] = [];
+      for (let i = c * this.chunk; i < Math.min(this.examples.length, (c + 1) * this.chunk); i++) ids.push(i);
       const exs = ids.map((i) => this.examples[i]!);
       const b = encodeBatch(this.tokenizer, exs, { numVisual, side, withAnswer: true });
       try {
@@ -163,6 +174,11 @@ export class PrefixCache {
         });
         const host = layers.map((t) => t.dataSync() as Float32Array);
         tf.dispose(layers);
+        const emb = tf.tidy(() => this.model.sam.embedImage(b.images));
+        const flat = emb.dataSync() as Float32Array;
+        emb.dispose();
+        const per = this.embShape[0] * this.embShape[1] * this.embShape[2];
+        const byImage = new Map<string, Float32Array>(); // one copy per image within the chunk
         const H = this.heads;
         const hs = this.headSize;
         ids.forEach((idx, r) => {
@@ -175,16 +191,15 @@ export class PrefixCache {
             }
             return out;
           };
-          this.kv.set(idx, { length: L, k: host.filter((_, j) => j % 2 === 0).map(slice), v: host.filter((_, j) => j % 2 === 1).map(slice) });
+          const key = exs[r]!.sample.imagePath;
+          if (!byImage.has(key)) byImage.set(key, flat.slice(r * per, (r + 1) * per));
+          this.kv.set(idx, {
+            length: L,
+            k: host.filter((_, j) => j % 2 === 0).map(slice),
+            v: host.filter((_, j) => j % 2 === 1).map(slice),
+            sam: byImage.get(key)!,
+          });
         });
-        const needSam = exs.map((e, r) => [e, r] as const).filter(([e]) => !this.sam.has(samKey(e)));
-        if (needSam.length > 0) {
-          const emb = tf.tidy(() => this.model.sam.embedImage(b.images));
-          const flat = emb.dataSync() as Float32Array;
-          emb.dispose();
-          const per = this.embShape[0] * this.embShape[1] * this.embShape[2];
-          for (const [e, r] of needSam) this.sam.set(samKey(e), flat.slice(r * per, (r + 1) * per));
-        }
       } finally {
         disposeBatch(b);
       }
@@ -221,7 +236,7 @@ export class PrefixCache {
     const lab = new Float32Array(B * side * side);
     indices.forEach((i, b) => {
       const e = this.examples[i]!;
-      emb.set(this.sam.get(samKey(e))!, b * h * w * C);
+      emb.set(entries[b]!.sam, b * h * w * C);
       lab.set(e.target, b * side * side);
     });
     return {
@@ -230,10 +245,6 @@ export class PrefixCache {
       labels: tf.tensor3d(lab, [B, side, side]),
     };
   }
-}
-
-function samKey(e: TrainExample): string {
-  return e.sample.imagePath;
 }
 
 /** One stage-1 batch. */
