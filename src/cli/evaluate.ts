@@ -25,6 +25,7 @@ import { projectRoot } from '../util/paths';
 
 const HELP = `usage: lens evaluate --data DIR --split FAMILY/SPLIT --pred FILE [--images DIR]
        lens evaluate --run RUN [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--preset P]
+       lens evaluate --trivial [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--seed N]
 
   --data DIR      dataset root (LISA layout: refer_seg/, reason_seg/; or a folder holding GroundingSuite-Eval.jsonl)
   --split F/S     ${FAMILIES.map((f) => `${f}/{${SPLITS[f].join(',')}}`).join(' ')}
@@ -38,10 +39,13 @@ With --run (a finished run folder of pretrain, align, grpo or train-baseline):
   --split F/S          repeatable; default every evaluation split of the generated benchmark
   --max-per-split N    sentences per split at most, evenly spaced (0 = all; default from --preset)
   --preset P           evaluation defaults tiny|quick|paper (default quick: 150 per split)
-Writes RUN/eval.arrow and RUN/predictions/<family>_<split>.json; prints a table.`;
+Writes RUN/eval.arrow and RUN/predictions/<family>_<split>.json; prints a table.
+
+With --trivial: scores the two trivial predictors (largest instance; a seeded random
+instance, --seed, default 0) on the same splits and subset; prints a table.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values: { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; help?: boolean };
+  let values: { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; trivial?: boolean; seed?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -53,6 +57,8 @@ export async function run(argv: string[]): Promise<number> {
         run: { type: 'string' },
         'max-per-split': { type: 'string' },
         preset: { type: 'string' },
+        trivial: { type: 'boolean' },
+        seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -65,8 +71,10 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (values.run !== undefined && values.trivial) throw new UsageError(`--run and --trivial are separate modes\n\n${HELP}`);
   if (values.run !== undefined) return runMode(values);
-  for (const flag of ['max-per-split', 'preset'] as const) {
+  if (values.trivial) return trivialMode(values);
+  for (const flag of ['max-per-split', 'preset', 'seed'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --run\n\n${HELP}`);
   }
   for (const flag of ['data', 'split', 'pred'] as const) {
@@ -89,8 +97,11 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `--run RUN`: evaluates a training run's model (src/train/evaluate_run.ts). */
-async function runMode(values: { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string }): Promise<number> {
-  if (values.pred !== undefined || values.images !== undefined) throw new UsageError(`--run predicts itself: drop --pred / --images\n\n${HELP}`);
+type ModeValues = { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; seed?: string };
+
+/** Flags shared by --run and --trivial: preset, max-per-split, splits (checked). */
+function modeFlags(values: ModeValues, mode: string): { preset: string; maxPerSplit: number | undefined } {
+  if (values.pred !== undefined || values.images !== undefined) throw new UsageError(`${mode} predicts itself: drop --pred / --images\n\n${HELP}`);
   const preset = values.preset ?? 'quick';
   if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(', ')}, got '${preset}'`);
   let maxPerSplit: number | undefined;
@@ -105,6 +116,28 @@ async function runMode(values: { data?: string; split?: string[]; pred?: string;
       throw new UsageError(`--split: ${(e as Error).message}`);
     }
   }
+  return { preset, maxPerSplit };
+}
+
+/** `--trivial`: the largest-object and random-object predictors (src/train/trivial.ts). */
+async function trivialMode(values: ModeValues): Promise<number> {
+  const { preset, maxPerSplit } = modeFlags(values, '--trivial');
+  const seed = Number(values.seed ?? '0');
+  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected an integer >= 0, got '${values.seed}'`);
+  const { scoreTrivialSplits, formatTrivialTable } = await import('../train/trivial');
+  const { resolveEvaluateConfig } = await import('../train/evaluate_run');
+  const { evaluationSplits } = await import('../train/stage_io');
+  const rows = await scoreTrivialSplits(values.data ?? join(projectRoot(), 'data', 'bench'), values.split ?? evaluationSplits(), {
+    seed,
+    maxPerSplit: maxPerSplit ?? resolveEvaluateConfig(preset as PresetName).maxPerSplit,
+  });
+  console.log(formatTrivialTable(rows));
+  return 0;
+}
+
+async function runMode(values: ModeValues): Promise<number> {
+  if (values.seed !== undefined) throw new UsageError(`--seed only applies with --trivial\n\n${HELP}`);
+  const { preset, maxPerSplit } = modeFlags(values, '--run');
   const { evaluateRun, formatEvalTable } = await import('../train/evaluate_run');
   const { initBackend } = await import('../backend');
   await initBackend({ quiet: true });

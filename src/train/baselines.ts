@@ -507,3 +507,13 @@ export async function runBaseline(kind: BaselineKind, opts: RunBaselineOptions):
     ref?.dispose();
   }
 }
+
+/** `runBaseline('lisa', opts)`, the stage-runner name of the T-common convention. */
+export function runLisa(opts: RunBaselineOptions): ReturnType<typeof runBaseline> {
+  return runBaseline('lisa', opts);
+}
+
+/** `runBaseline('segzero', opts)`, the stage-runner name of the T-common convention. */
+export function runSegZero(opts: RunBaselineOptions): ReturnType<typeof runBaseline> {
+  return runBaseline('segzero', opts);
+}

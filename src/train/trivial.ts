@@ -126,3 +126,13 @@ export async function scoreTrivialSplits(
   }
   return out;
 }
+
+/** A fixed-width text table of trivial-predictor rows (percentages; 'N/A' where no instance list exists). */
+export function formatTrivialTable(rows: readonly TrivialResult[]): string {
+  const pct = (r: TrivialResult, v: number) => (r.available ? (100 * v).toFixed(1) : 'N/A');
+  const head = ['split', 'predictor', 'gIoU', 'cIoU', 'n'];
+  const body = rows.map((r) => [r.split, r.predictor, pct(r, r.giou), pct(r, r.ciou), String(r.n)]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((x, i) => (i < 2 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
+  return [line(head), ...body.map(line)].join('\n');
+}

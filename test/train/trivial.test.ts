@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadSplit, type InstanceRecord, type RefDataset, type RefSample } from '../../src/data';
 import { ensureBenchmark } from '../../src/data/generate';
 import { Rng } from '../../src/random';
-import { instanceSource, largestInstance, randomInstance, scoreTrivial, scoreTrivialSplits, trivialMask } from '../../src/train/trivial';
+import { formatTrivialTable, instanceSource, largestInstance, randomInstance, scoreTrivial, scoreTrivialSplits, trivialMask } from '../../src/train/trivial';
 
 /** 4x4 image: instance A = the left 6 pixels (rows 0-2, cols 0-1), B = 2 pixels at the right. */
 const W = 4;
@@ -100,7 +100,9 @@ describe('trivial predictors on generated data', () => {
     const bare = join(root, 'bare');
     cpSync(join(data, 'reason_seg'), join(bare, 'reason_seg'), { recursive: true });
     const real = await loadSplit(bare, 'reasonseg', 'val');
-    expect(scoreTrivial(real, 'largest')).toMatchObject({ available: false, n: 0 });
+    const na = scoreTrivial(real, 'largest');
+    expect(na).toMatchObject({ available: false, n: 0 });
+    expect(formatTrivialTable([rows[0]!, na]).split('\n')[2]).toMatch(/^reasonseg\/val\s+largest\s+N\/A\s+N\/A\s+0$/);
     rmSync(bare, { recursive: true, force: true });
   });
 });
