@@ -61,7 +61,7 @@ describe('scoreRollouts', () => {
     expect(r.seg[1]).toBe(0);
     expect(r.total[0]).toBeCloseTo(3, 4);
     expect(r.advantages).toEqual(groupAdvantages(r.total, 2));
-    const logs = rolloutLogs({ ...batch, rewards: r, lengths: [12, 3] });
+    const logs = rolloutLogs({ ...batch, rewards: r, lengths: [12, 3], rolloutSeconds: 0.5 });
     expect(logs.rewardMean).toBeCloseTo(1.5, 4);
     expect(logs.formatRate).toBe(0.5);
     expect(logs.zeroSpread).toBe(0);
