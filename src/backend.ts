@@ -91,7 +91,10 @@ const STARTERS: Record<BackendName, Starter> = {
   wasm: async () => {
     await import('@tensorflow/tfjs-backend-wasm');
     await activate('wasm');
-    return { tfName: 'wasm', detail: 'tfjs-backend-wasm (XNNPACK)' };
+    // Native matmul / reduction kernels and the training kernels wasm lacks (issue #3).
+    const { registerWasmAccel } = await import('./accel/register');
+    const accel = registerWasmAccel();
+    return { tfName: 'wasm', detail: `tfjs-backend-wasm (XNNPACK); ${accel.detail}` };
   },
   cpu: async () => {
     await import('@tensorflow/tfjs-backend-cpu');
