@@ -32,8 +32,13 @@ let examples: TrainExample[];
 let tokenizer: Tokenizer;
 
 beforeAll(async () => {
-  // Stage 2 trains the token embeddings, whose gradient (UnsortedSegmentSum) stock wasm lacks.
-  await initBackend({ name: process.env.LENS_BACKEND ?? 'cpu', quiet: true });
+  // Stage 2 trains the token embeddings, whose gradient (UnsortedSegmentSum) stock wasm lacks;
+  // the native kernels add it. Without them these tests fall back to cpu (slow: ~1 min).
+  await initBackend({ quiet: true });
+  if (!tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+    await import('@tensorflow/tfjs-backend-cpu');
+    await tf.setBackend('cpu');
+  }
   await ensureBenchmark(data, { scale: 'tiny', seed: 0 }, { quiet: true });
   examples = await loadTrainingSet(data, 64, { limitPerFamily: 4, quiet: true });
   tokenizer = fitTokenizer(await loadTrainingSet(data, 64, { quiet: true }));
