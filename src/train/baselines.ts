@@ -42,6 +42,7 @@ import { boxIouReward, formatReward } from './rewards';
 import { trainLoop, type StepPlan } from './loop';
 import { Run } from './run';
 import type { Schedule } from './schedule';
+import { DEFAULT_MAX_NEW_TOKENS } from './predict';
 import { loadStageModel, loadTrainingSet, MODEL_FILE, TOKENIZER_FILE } from './stage_io';
 
 export const BASELINE_KINDS = ['lisa', 'segzero'] as const;
@@ -98,13 +99,13 @@ export interface SegZeroTrainConfig extends BaselineOptimConfig {
   temperature: number;
   topP: number;
   topK: number;
-  /** Longest completion (the generated answers are ~40-70 tokens). */
+  /** Longest completion (the benchmark's answers take ~40-60 tokens; predict.ts DEFAULT_MAX_NEW_TOKENS). */
   maxNewTokens: number;
   /** Reward weight of the think/answer format (0/1). */
   formatWeight: number;
   /** Reward weight of the box IoU. */
   boxWeight: number;
-  /** R_box = IoU^exponent (LENS code squares: 2; paper / VLM-R1 linear: 1). */
+  /** R_box = IoU^exponent (LENS code squares: 2; paper / VLM-R1 linear: 1, as stage 2's presets). */
   boxExponent: number;
   /** KL weight to the frozen stage-0b policy (TRL / LENS code: 0.04). */
   beta: number;
@@ -125,36 +126,40 @@ const OPTIM_RULES = {
 };
 
 /**
- * LISA defaults per preset. lr: LISA trains with 3e-4 (LoRA); a from-scratch-sized model
- * with full fine-tuning is stable at 1e-3 here (tiny / quick). quick: 150 steps of 8 at
- * ~0.9 s/step (wasm, measured) ≈ the 2.5 min budget.
+ * LISA defaults per preset. lr: LISA trains with 3e-4 (LoRA); full fine-tuning of the
+ * small model is stable at 1e-3 here (tiny / quick). quick: measured ~0.9 s CPU per step
+ * at batch 8 (wasm + native matmul; 59 s wall for 20 steps with the machine at load 10),
+ * so 120 steps ≈ 2 min; 300 sentences per family ≈ one epoch of 120 x 8.
  */
 export const DEFAULT_LISA: Record<PresetName, LisaTrainConfig> = {
   tiny: { steps: 4, lr: 3e-3, warmupSteps: 1, gradClip: 1, weightDecay: 0, checkpointEvery: 2, limitPerFamily: 8, batchSize: 4, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
-  quick: { steps: 150, lr: 1e-3, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 25, limitPerFamily: 0, batchSize: 8, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
+  quick: { steps: 120, lr: 1e-3, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 20, limitPerFamily: 300, batchSize: 8, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
   paper: { steps: 3000, lr: 3e-4, warmupSteps: 100, gradClip: 1, weightDecay: 0, checkpointEvery: 100, limitPerFamily: 0, batchSize: 16, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
 };
 
 /**
- * Seg-Zero defaults per preset. lr: the LENS stage-2 value (3e-6) is for a pretrained 3B
- * model; the stage-0b mini-MLLM moves at 1e-5..1e-4 within a few dozen steps, so quick
- * uses 5e-5. quick: 2 prompts x G 4 with a 96-token cap, ~25 steps in the ~2.5 min budget.
+ * Seg-Zero defaults per preset. The RL settings match LENS stage 2 (grpo_stage.ts) preset
+ * for preset (G, prompts per step, sampling, lr, KL, clip, IoU exponent, completion cap),
+ * so the two RL methods differ only in what is rewarded and how SAM is prompted. lr: the
+ * official 3e-6 is for a pretrained 3B model; the stage-0b mini-MLLM needs 5e-5 to move in
+ * a few dozen steps (as stage 2 quick). quick: 80 steps as stage 2; measured ~1.5 s CPU per
+ * step at P = 2, G = 8 with 80-token rollouts (wasm + native matmul), ~2 min unloaded.
  */
 export const DEFAULT_SEGZERO: Record<PresetName, SegZeroTrainConfig> = {
   tiny: {
     steps: 3, lr: 1e-3, warmupSteps: 0, gradClip: 1, weightDecay: 0, checkpointEvery: 2, limitPerFamily: 8,
     promptsPerStep: 2, numGenerations: 2, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: 12,
-    formatWeight: 1, boxWeight: 1, boxExponent: 2, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
+    formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
   quick: {
-    steps: 25, lr: 5e-5, warmupSteps: 2, gradClip: 1, weightDecay: 0, checkpointEvery: 5, limitPerFamily: 0,
-    promptsPerStep: 2, numGenerations: 4, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: 96,
-    formatWeight: 1, boxWeight: 1, boxExponent: 2, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
+    steps: 80, lr: 5e-5, warmupSteps: 4, gradClip: 1, weightDecay: 0, checkpointEvery: 20, limitPerFamily: 200,
+    promptsPerStep: 2, numGenerations: 8, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
+    formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
   paper: {
-    steps: 500, lr: 1e-5, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 50, limitPerFamily: 0,
-    promptsPerStep: 4, numGenerations: 8, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: 128,
-    formatWeight: 1, boxWeight: 1, boxExponent: 2, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
+    steps: 1000, lr: 1e-5, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 50, limitPerFamily: 0,
+    promptsPerStep: 4, numGenerations: 8, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
+    formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
 };
 
@@ -222,6 +227,9 @@ export function copyParameters(dst: Module, src: Module, prefixes: readonly stri
 export function baselineFromStage0(kind: BaselineKind, fromDir: string, seed = 0): { model: BaselineModel; tokenizer: Tokenizer } {
   const { model: lens, tokenizer } = loadStageModel(fromDir);
   try {
+    if (tokenizer.size > lens.config.mllm.vocabSize) {
+      throw new Error(`${fromDir}: tokenizer.json has ${tokenizer.size} tokens, more than the model's mllm.vocabSize ${lens.config.mllm.vocabSize}`);
+    }
     const model = buildBaseline(kind, lens.config, seed);
     copyParameters(model, lens, ['vision.', 'mllm.', 'sam.']);
     return { model, tokenizer };
