@@ -17,6 +17,8 @@ import { Run } from '../../src/train/run';
 import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
 import { readSafetensors } from '../../src/util/safetensors';
+import { parseStageArgs } from '../../src/cli/align';
+import { UsageError } from '../../src/cli/errors';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-align-'));
 const data = join(root, 'data');
@@ -139,5 +141,18 @@ describe('runAlign', () => {
     await expect(runAlign({ dataRoot: data, out: join(root, 'x'), preset: 'tiny', seed: 0, resume: false })).rejects.toThrow(/--from DIR is required/);
     expect(() => resolveAlignConfig('tiny', { lr: -1 })).toThrow(/align config: field 'lr' = -1; expected a positive number/);
     expect(() => resolveAlignConfig('tiny', { lrr: 1 })).toThrow(/unknown field 'lrr'/);
+  });
+});
+
+describe('lens align / grpo flags', () => {
+  it('parse the stage flags with defaults, and refuse bad ones naming the flag', () => {
+    const a = parseStageArgs(['--from', 'x', '--seed', '3', '--preset', 'tiny'], 'align', 'HELP');
+    expect(a).toMatchObject({ from: 'x', seed: 3, preset: 'tiny', resume: false, data: undefined });
+    expect(a.out).toMatch(/results[\\/]runs[\\/]align-tiny-s3$/);
+    expect(() => parseStageArgs([], 'grpo', 'HELP')).toThrow(/--from DIR is required/);
+    expect(() => parseStageArgs(['--from', 'x', '--preset', 'huge'], 'align', 'HELP')).toThrow(UsageError);
+    expect(() => parseStageArgs(['--from', 'x', '--seed=-1'], 'align', 'HELP')).toThrow(/--seed: expected an integer >= 0/);
+    expect(() => parseStageArgs(['--from', 'x', '--bogus'], 'align', 'HELP')).toThrow(UsageError);
+    expect(parseStageArgs(['--help'], 'align', 'HELP').help).toBe(true);
   });
 });
