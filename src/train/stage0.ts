@@ -110,6 +110,8 @@ export interface Stage0bConfig {
   evalPerSplit: number;
   /** Prompts per generation batch in that evaluation. */
   evalBatch: number;
+  /** Most generated tokens per answer there; 0 = the longest training answer + 8 (a rambling model is cut, its format invalid). */
+  evalMaxNewTokens: number;
 }
 
 export interface PretrainConfig {
@@ -118,7 +120,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 300,
+  steps: 150,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 20,
@@ -135,7 +137,7 @@ const A_BASE: Stage0aConfig = {
 };
 
 const B_BASE: Stage0bConfig = {
-  steps: 400,
+  steps: 300,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 30,
@@ -145,6 +147,7 @@ const B_BASE: Stage0bConfig = {
   limitPerFamily: 0,
   evalPerSplit: 100,
   evalBatch: 25,
+  evalMaxNewTokens: 0,
 };
 
 /**
@@ -192,6 +195,7 @@ const B_RULES: Record<string, Rule> = {
   limitPerFamily: rules.int(0),
   evalPerSplit: rules.int(0),
   evalBatch: rules.int(1),
+  evalMaxNewTokens: rules.int(0),
 };
 
 const prefixed = (p: string, r: Record<string, Rule>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [`${p}.${k}`, v]));
@@ -721,11 +725,10 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
     const metrics: Row[] = [];
     if (cfg.evalPerSplit > 0) {
       const t1 = performance.now();
-      // Room for the longest training answer plus a margin; a model that rambles is cut there (format invalid).
-      const maxAnswer = Math.max(...train.map((e) => tok.encode(e.answer).length + 1));
+      const maxNewTokens = cfg.evalMaxNewTokens || Math.max(...train.map((e) => tok.encode(e.answer).length + 1)) + 8;
       for (const f of TRAIN_FAMILIES) {
         const val = await loadExamples(opts.dataRoot, f, 'val', { imageSize: side, allSentences: false, limit: cfg.evalPerSplit, quiet: true });
-        const r = evaluateAnswers(model, tok, val, { batch: cfg.evalBatch, maxNewTokens: maxAnswer + 8 });
+        const r = evaluateAnswers(model, tok, val, { batch: cfg.evalBatch, maxNewTokens });
         metrics.push({ split: `${f}/val`, n: r.n, formatRate: r.formatRate, boxAcc50: r.boxAcc50, boxIou: r.boxIou });
         log(opts.quiet, `stage 0b: ${f}/val format ${r.formatRate.toFixed(3)}, box Acc@0.5 ${r.boxAcc50.toFixed(3)}, mean box IoU ${r.boxIou.toFixed(3)} (n = ${r.n}); e.g. ${r.sample.slice(0, 160)}`);
       }

@@ -22,8 +22,8 @@ const data = join(root, 'data');
 
 beforeAll(async () => {
   // MLLM training needs the gradient of embedding lookups (UnsortedSegmentSum), which
-  // stock wasm lacks until the native kernels are merged: LENS_BACKEND picks otherwise.
-  // Until then these tests fall back to cpu (slow: ~3 min instead of seconds).
+  // stock wasm lacks (src/accel registers it); should it be missing, fall back to cpu
+  // (slow: ~3 min instead of seconds). LENS_BACKEND picks a backend explicitly.
   await initBackend({ quiet: true });
   if (!process.env.LENS_BACKEND && !tf.getKernel('UnsortedSegmentSum', tf.getBackend())) await tf.setBackend('cpu');
   await ensureBenchmark(data, { scale: 'tiny', seed: 0 }, { quiet: true });
@@ -76,7 +76,7 @@ describe('stage 0b training', () => {
       seed: 0,
       resume: false,
       quiet: true,
-      config: { steps: 8, batchSize: 4, lr: 1e-2, warmupSteps: 0, limitPerFamily: 1, reasonFraction: 1, evalPerSplit: 1, evalBatch: 1 },
+      config: { steps: 8, batchSize: 4, lr: 1e-2, warmupSteps: 0, limitPerFamily: 1, reasonFraction: 1, evalPerSplit: 1, evalBatch: 1, evalMaxNewTokens: 8 },
     });
     const losses = readArrow(join(r.dir, 'steps.arrow')).map((row) => row.loss as number);
     expect(losses).toHaveLength(8);
@@ -84,7 +84,8 @@ describe('stage 0b training', () => {
     const init = buildLens('tiny', { seed: 0 });
     const trained = new Map(r.model.namedParameters());
     for (const [name, v] of init.namedParameters()) {
-      const same = Array.from(v.dataSync()).every((x, i) => x === trained.get(name)!.dataSync()[i]);
+      const t = trained.get(name)!.dataSync();
+      const same = v.dataSync().every((x, i) => x === t[i]);
       // Only the vision encoder and the MLLM move (the LM head is tied to the embedding).
       if (name.startsWith('sam.') || name.startsWith('context.') || name.startsWith('connector.')) expect(same, name).toBe(true);
     }
