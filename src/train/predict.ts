@@ -155,7 +155,8 @@ export interface SplitMetrics extends MetricResult {
 
 /**
  * Evaluates a LENS model on FAMILY/SPLIT names of a dataset root, the first `limit`
- * sentences of each (all when undefined). -> one SplitMetrics row per split.
+ * samples of each (all when undefined; ReasonSeg: first sentence per image, LISA's
+ * convention). -> one SplitMetrics row per split.
  */
 export async function evaluateLens(
   model: LensModel,
@@ -167,7 +168,8 @@ export async function evaluateLens(
   const rows: SplitMetrics[] = [];
   for (const name of splits) {
     const { family, split } = parseSplitName(name);
-    const examples = await loadExamples(dataRoot, family, split, { imageSize: model.config.imageSize, limit, quiet: true });
+    // allSentences false: ReasonSeg is scored on the first sentence per image (LISA ValDataset).
+    const examples = await loadExamples(dataRoot, family, split, { imageSize: model.config.imageSize, limit, allSentences: false, quiet: true });
     const preds = predictLens(model, tokenizer, examples, { ...opts, label: `eval ${name}` });
     rows.push({ split: name, ...scoreLens(examples, preds, model.config.imageSize) });
   }
