@@ -22,6 +22,8 @@ import {
   type GrpoBatch,
 } from '../../src/train/grpo_stage';
 import { AdamW } from '../../src/train/optim';
+import { InterruptedRun } from '../../src/train/loop';
+import { readSafetensors } from '../../src/util/safetensors';
 import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
 
@@ -140,6 +142,18 @@ describe('runGrpo', () => {
       expect([k, Number.isFinite(steps[0]![k] as number)]).toEqual([k, true]);
     }
     expect(readArrow(join(out, 'metrics.arrow')).length).toBe(10);
+  });
+
+  it('a killed and resumed run ends with the same weights as an uninterrupted one (rollouts replay from the step rng)', async () => {
+    const config = { steps: 2, checkpointEvery: 1, maxNewTokens: 6, evalLimit: 0 };
+    const base = { dataRoot: data, preset: 'tiny' as const, seed: 2, from: stage1, quiet: true, config };
+    await runGrpo({ ...base, out: join(root, 'straight'), resume: false });
+    await expect(runGrpo({ ...base, out: join(root, 'killed'), resume: false, stopAfter: 1 })).rejects.toBeInstanceOf(InterruptedRun);
+    await runGrpo({ ...base, out: join(root, 'killed'), resume: true });
+    const a = readSafetensors(join(root, 'straight', 'model.safetensors'));
+    const b = readSafetensors(join(root, 'killed', 'model.safetensors'));
+    for (const [name, t] of a.tensors) expect([name, Array.from(b.tensors.get(name)!.data)]).toEqual([name, Array.from(t.data)]);
+    expect(readArrow(join(root, 'killed', 'steps.arrow')).map((r) => r.rewardMean)).toEqual(readArrow(join(root, 'straight', 'steps.arrow')).map((r) => r.rewardMean));
   });
 
   it('needs --from, and names bad config fields', async () => {
