@@ -8,9 +8,11 @@ import { run as evaluateCli } from '../../src/cli/evaluate';
 import { ensureBenchmark } from '../../src/data/generate';
 import { buildLens } from '../../src/model/presets';
 import type { Tokenizer } from '../../src/model/tokenizer';
-import { buildBaseline, saveBaseline } from '../../src/train/baselines';
+import { buildBaseline, disposeLisaBatch, lisaAnswerIds, lisaBatch, lisaLoss, saveBaseline } from '../../src/train/baselines';
+import type { LisaModel } from '../../src/model/baselines';
+import { AdamW } from '../../src/train/optim';
 import { fitTokenizer } from '../../src/train/data';
-import { evaluateRun, evaluationSubset, formatEvalTable, loadRunModel, resolveEvaluateConfig } from '../../src/train/evaluate_run';
+import { evaluateRun, evaluationSubset, formatEvalTable, loadRunModel, predictLisa, resolveEvaluateConfig } from '../../src/train/evaluate_run';
 import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
 
@@ -91,11 +93,36 @@ describe('evaluateRun', () => {
     const m = loadRunModel(dir);
     expect(m.kind).toBe('lisa');
     m.model.dispose();
+    const before = tf.memory().numTensors;
     const rows = await evaluateRun(dir, { dataRoot: data, splits: ['refcocog/val'], preset: 'tiny', quiet: true });
+    expect(tf.memory().numTensors).toBe(before);
     expect(rows[0]!.box_acc50).toBeUndefined();
     expect(rows[0]!.n).toBe(resolveEvaluateConfig('tiny').maxPerSplit);
     expect(Number.isNaN(readArrow(join(dir, 'eval.arrow'))[0]!.box_acc50)).toBe(true);
     expect(existsSync(join(dir, 'predictions', 'refcocog_val.json'))).toBe(true);
     await expect(evaluateRun(join(root, 'empty'), { dataRoot: data, quiet: true })).rejects.toThrow(/no model\.safetensors; --run must name the folder of a finished run/);
+  });
+
+  it('LISA inference: a model that learned the fixed answer emits the segmentation token and gets masks from its state', async () => {
+    const lisa = buildBaseline('lisa', 'tiny', 4) as LisaModel;
+    lisa.setTraining();
+    const params = lisa.trainingSplit().trainable;
+    const examples = (await loadTrainingSet(data, 64, { limitPerFamily: 1, quiet: true })).slice(0, 4);
+    const batch = lisaBatch(lisa, tokenizer, examples, lisaAnswerIds(tokenizer, '<answer></answer>'));
+    const opt = new AdamW(new Map(params));
+    const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
+    for (let i = 0; i < 30; i++) {
+      const { value, grads } = tf.variableGrads(() => lisaLoss(lisa, batch, { ceWeight: 1, bceWeight: 0, diceWeight: 0 }).loss, params.map(([, v]) => v));
+      opt.apply(Object.fromEntries(Object.entries(grads).map(([k, g]) => [nameOf.get(k)!, g])), 1e-2);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    disposeLisaBatch(batch);
+    opt.dispose();
+    const before = tf.memory().numTensors;
+    const preds = predictLisa(lisa, tokenizer, examples, { batchSize: 3, maxNewTokens: 4 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(preds.map((p) => [p.id, p.text.startsWith('<answer></answer>'), p.formatValid, p.box])).toEqual(examples.map((e) => [e.id, true, true, null]));
+    for (const p of preds) expect(p.mask.length).toBe(64 * 64); // at the sample's original size
+    lisa.dispose();
   });
 });
