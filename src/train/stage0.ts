@@ -36,11 +36,10 @@ import { loadSplit, readSampleImage, resizeRgb, type Family } from '../data';
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';
-import { segLoss } from '../model/losses';
+import { segLoss, tokenCrossEntropy } from '../model/losses';
 import { buildLens, loadLens, saveLens, type PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
-import type { Tokenizer } from '../model/tokenizer';
-import { tokenCrossEntropy } from '../model/losses';
+import { buildPrompt, Tokenizer, UNK_ID } from '../model/tokenizer';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
@@ -106,6 +105,12 @@ export interface Stage0bConfig {
   reasonFraction: number;
   /** Training sentences per family before the cap (0 = all); tests use a handful. */
   limitPerFamily: number;
+  /**
+   * When the fitted vocabulary outgrows the model's mllm.vocabSize: 'drop-rarest' keeps
+   * the most frequent words that fit (the rest read as <unk>, the count is logged);
+   * 'error' stops with a message naming the field to raise.
+   */
+  vocabOverflow: 'drop-rarest' | 'error';
   /** Sentences per family's val split scored with greedy generation at the end (0 = none). */
   evalPerSplit: number;
   /** Prompts per generation batch in that evaluation. */
@@ -145,6 +150,7 @@ const B_BASE: Stage0bConfig = {
   checkpointEvery: 50,
   reasonFraction: 0.5,
   limitPerFamily: 0,
+  vocabOverflow: 'drop-rarest',
   evalPerSplit: 100,
   evalBatch: 25,
   evalMaxNewTokens: 0,
@@ -193,6 +199,7 @@ const B_RULES: Record<string, Rule> = {
   checkpointEvery: rules.int(1),
   reasonFraction: rules.range(0, 1),
   limitPerFamily: rules.int(0),
+  vocabOverflow: rules.oneOf('drop-rarest', 'error'),
   evalPerSplit: rules.int(0),
   evalBatch: rules.int(1),
   evalMaxNewTokens: rules.int(0),
@@ -526,6 +533,34 @@ export function checkTokenizerFits(tok: Tokenizer, model: LensModel, longest: nu
   }
 }
 
+/**
+ * The tokenizer of the training sentences (prompts and answers), made to fit `vocabSize`:
+ * with 'drop-rarest' the least frequent words are left out (they encode as <unk>) when
+ * the full vocabulary is larger; with 'error' it is returned whole and checkTokenizerFits
+ * reports the overflow. Returns the words dropped and their share of the training words.
+ */
+export function fitVocabulary(
+  examples: readonly TrainExample[],
+  vocabSize: number,
+  overflow: 'drop-rarest' | 'error',
+): { tokenizer: Tokenizer; dropped: number; unkShare: number } {
+  const full = fitTokenizer(examples);
+  if (full.size <= vocabSize || overflow === 'error') return { tokenizer: full, dropped: 0, unkShare: 0 };
+  const texts = examples.flatMap((e) => [buildPrompt({ instruction: e.sentence }), e.answer]);
+  const base = Tokenizer.fit(texts, { maxWords: 0 }).size; // specials, punctuation, integers, template words
+  if (base > vocabSize) return { tokenizer: full, dropped: 0, unkShare: 0 }; // nothing to drop: checkTokenizerFits explains
+  const tokenizer = Tokenizer.fit(texts, { maxWords: vocabSize - base });
+  let words = 0;
+  let unk = 0;
+  for (const t of texts) {
+    for (const id of tokenizer.encode(t)) {
+      words++;
+      if (id === UNK_ID) unk++;
+    }
+  }
+  return { tokenizer, dropped: full.size - tokenizer.size, unkShare: words ? unk / words : 0 };
+}
+
 /** Keeps `fraction` of the reasoning family's examples (a seeded choice), all others. */
 export function capReasoning(examples: readonly TrainExample[], fraction: number, rng: Rng): TrainExample[] {
   const reason = examples.map((e, i) => [e, i] as const).filter(([e]) => e.family === 'reasonseg');
@@ -692,7 +727,11 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
       all.push(...(await loadExamples(opts.dataRoot, f, 'train', { imageSize: side, limit: cfg.limitPerFamily || undefined, quiet: true })));
     }
     // The tokenizer sees every training sentence (the benchmark's language), also those 0b skips.
-    const tok = fitTokenizer(all);
+    const fitted = fitVocabulary(all, model.config.mllm.vocabSize, cfg.vocabOverflow);
+    const tok = fitted.tokenizer;
+    if (fitted.dropped > 0) {
+      log(opts.quiet, `stage 0b: the ${fitted.dropped} rarest words (${(100 * fitted.unkShare).toFixed(2)}% of training words) read as <unk> to fit mllm.vocabSize ${model.config.mllm.vocabSize}`);
+    }
     const train = capReasoning(all, cfg.reasonFraction, new Rng(opts.seed).fork('reason-cap'));
     const lengths = train.map((e) => promptIds(tok, e, numVisual).length + tok.encode(e.answer).length + 1);
     const longest = Math.max(...lengths);

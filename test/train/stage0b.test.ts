@@ -15,7 +15,7 @@ import { readSafetensors } from '../../src/util/safetensors';
 import { fitTokenizer, loadExamples, type TrainExample } from '../../src/train/data';
 import { InterruptedRun } from '../../src/train/loop';
 import { loadStageModel } from '../../src/train/stage_io';
-import { boxIouXyxy, capReasoning, checkTokenizerFits, runPretrain, runStage0b } from '../../src/train/stage0';
+import { boxIouXyxy, capReasoning, checkTokenizerFits, fitVocabulary, runPretrain, runStage0b } from '../../src/train/stage0';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-stage0b-'));
 const data = join(root, 'data');
@@ -44,6 +44,20 @@ describe('stage 0b pieces', () => {
     // tiny: 256 positions, 8 context queries
     expect(() => checkTokenizerFits(tok, ok, 249)).toThrow(/needs 257 positions, more than the model's mllm.maxPositions 256: raise mllm.maxPositions to at least 257/);
     ok.dispose();
+  });
+
+  it('fitVocabulary drops the rarest words to fit vocabSize (they read as <unk>), or leaves the overflow to the check', async () => {
+    const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 6, quiet: true });
+    const full = fitTokenizer(ex);
+    const fit = fitVocabulary(ex, full.size - 5, 'drop-rarest');
+    expect(fit.tokenizer.size).toBe(full.size - 5);
+    expect(fit.dropped).toBe(5);
+    expect(fit.unkShare).toBeGreaterThan(0);
+    // The kept words are the most frequent ones: the dropped ones are the last of the full vocabulary.
+    expect(fit.tokenizer.vocab).toEqual(full.vocab.slice(0, full.size - 5));
+    expect(fitVocabulary(ex, full.size - 5, 'error')).toMatchObject({ dropped: 0, unkShare: 0 });
+    expect(fitVocabulary(ex, full.size - 5, 'error').tokenizer.size).toBe(full.size);
+    expect(fitVocabulary(ex, full.size, 'drop-rarest').dropped).toBe(0);
   });
 
   it('capReasoning keeps the given fraction of reasoning sentences (seeded) and every other one', () => {
