@@ -15,7 +15,7 @@ import { UsageError } from './errors';
 
 const HELP = `usage: lens train-baseline lisa|segzero --from DIR [--preset tiny|quick|paper] [--seed N] [--out DIR] [--resume] [--data DIR] [--config FILE]
 
-  lisa           LISA-style: one segmentation token -> SAM prompt, supervised (CE 1.0 + BCE 2.0 + Dice 0.5)
+  lisa           LISA-style: one segmentation token -> SAM prompt, supervised (CE + BCE + Dice; LISA's 1.0 / 2.0 / 0.5 except quick, see baselines.ts)
   segzero        Seg-Zero-style: the MLLM's box -> frozen SAM; GRPO on format + box rewards
   --from DIR     the stage-0 run folder (lens pretrain): vision + MLLM from 0b, SAM from 0a (required)
   --preset P     step and batch sizes (default quick)

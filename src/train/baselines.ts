@@ -7,7 +7,7 @@
  *   tokenizer has no [SEG] token, so the answer is `<answer></answer>` and its
  *   `</answer>` plays [SEG] (LisaModel's default segTokenId); no reasoning, no box.
  *   Loss = 1.0 * token CE + 2.0 * BCE + 0.5 * Dice, LISA's `ce_loss_weight`,
- *   `bce_loss_weight`, `dice_loss_weight`. Frozen as in LISA: vision tower and SAM's
+ *   `bce_loss_weight`, `dice_loss_weight` (the quick preset uses 1:1, measured; DEFAULT_LISA). Frozen as in LISA: vision tower and SAM's
  *   image encoder (their outputs are computed once per batch, outside the tape).
  * - Seg-Zero-style (dvlab-research/Seg-Zero): the MLLM answers in the LENS format; its
  *   box prompts a FROZEN SAM. GRPO (src/train/grpo.ts, TRL v0.17 semantics as LENS) on
@@ -81,9 +81,9 @@ export interface LisaTrainConfig extends BaselineOptimConfig {
   answer: string;
   /** Token CE weight (LISA `ce_loss_weight` 1.0). */
   ceWeight: number;
-  /** Mask BCE weight (LISA `bce_loss_weight` 2.0). */
+  /** Mask BCE weight (LISA `bce_loss_weight` 2.0; quick 1.0, see DEFAULT_LISA). */
   bceWeight: number;
-  /** Mask Dice weight (LISA `dice_loss_weight` 0.5). */
+  /** Mask Dice weight (LISA `dice_loss_weight` 0.5; quick 1.0, see DEFAULT_LISA). */
   diceWeight: number;
   /** Learning-rate schedule (LISA: WarmupDecayLR, i.e. linear decay after warm-up). */
   schedule: 'linear' | 'cosine' | 'constant';
@@ -127,13 +127,19 @@ const OPTIM_RULES = {
 
 /**
  * LISA defaults per preset. lr: LISA trains with 3e-4 (LoRA); full fine-tuning of the
- * small model is stable at 1e-3 here (tiny / quick). quick: measured ~0.9 s CPU per step
- * at batch 8 (wasm + native matmul; 59 s wall for 20 steps with the machine at load 10),
- * so 120 steps ≈ 2 min; 300 sentences per family ≈ one epoch of 120 x 8.
+ * small model is stable at 1e-3 here. quick: measured ~0.9 s CPU per step at batch 8
+ * (wasm + native matmul; 120 steps in 106 s wall with the machine at load ~7), so 120
+ * steps ≈ 2 min; 300 sentences per family ≈ one epoch of 120 x 8.
+ * Mask-loss weights: tiny and paper use LISA's BCE 2.0 + Dice 0.5. quick uses LENS's 1:1
+ * instead, a measured deviation: from the same stage-0 run, 120 steps with LISA's weights
+ * collapse to near-empty masks (refcoco/val gIoU 2.7 at lr 1e-3, 4.8 at LISA's lr 3e-4;
+ * the seg loss sits at the empty-mask plateau ~0.67), while 1:1 reaches gIoU 18.4
+ * (100 sentences each). LISA trains for far longer, where the weighting matters less.
+ * `--config '{"bceWeight": 2, "diceWeight": 0.5}'` restores LISA's weights.
  */
 export const DEFAULT_LISA: Record<PresetName, LisaTrainConfig> = {
   tiny: { steps: 4, lr: 3e-3, warmupSteps: 1, gradClip: 1, weightDecay: 0, checkpointEvery: 2, limitPerFamily: 8, batchSize: 4, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
-  quick: { steps: 120, lr: 1e-3, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 20, limitPerFamily: 300, batchSize: 8, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
+  quick: { steps: 120, lr: 1e-3, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 20, limitPerFamily: 300, batchSize: 8, answer: '<answer></answer>', ceWeight: 1, bceWeight: 1, diceWeight: 1, schedule: 'linear' },
   paper: { steps: 3000, lr: 3e-4, warmupSteps: 100, gradClip: 1, weightDecay: 0, checkpointEvery: 100, limitPerFamily: 0, batchSize: 16, answer: '<answer></answer>', ceWeight: 1, bceWeight: 2, diceWeight: 0.5, schedule: 'linear' },
 };
 
