@@ -28,6 +28,8 @@ import { fitTokenizer, type TrainExample } from '../../src/train/data';
 import { AdamW } from '../../src/train/optim';
 import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
+import { readSafetensors } from '../../src/util/safetensors';
+import { InterruptedRun } from '../../src/train/loop';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-baselines-'));
 const data = join(root, 'data');
@@ -156,5 +158,18 @@ describe('runBaseline', () => {
       if (kind === 'segzero') for (const k of ['rewardMean', 'kl', 'formatRate', 'zeroSpread']) expect([k, Number.isFinite(steps[0]![k] as number)]).toEqual([k, true]);
     }
     await expect(runBaseline('lisa', { dataRoot: data, out: join(root, 'x'), preset: 'tiny', seed: 0, resume: false, from: join(root, 'nothing'), quiet: true })).rejects.toThrow(/no model\.safetensors here; --from must name the run folder/);
+  });
+
+  it('a killed and resumed LISA run ends with the same weights as a straight one', async () => {
+    const config = { steps: 4, checkpointEvery: 2, limitPerFamily: 2, batchSize: 2 };
+    const base = { dataRoot: data, preset: 'tiny' as const, seed: 0, from: stage0, quiet: true, config };
+    await runBaseline('lisa', { ...base, out: join(root, 'straight'), resume: false });
+    await expect(runBaseline('lisa', { ...base, out: join(root, 'killed'), resume: false, stopAfter: 2 })).rejects.toBeInstanceOf(InterruptedRun);
+    await runBaseline('lisa', { ...base, out: join(root, 'killed'), resume: true });
+    const a = readSafetensors(join(root, 'straight', 'model.safetensors')).tensors;
+    const b = readSafetensors(join(root, 'killed', 'model.safetensors')).tensors;
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, t] of a) expect([k, Array.from(b.get(k)!.data)]).toEqual([k, Array.from(t.data)]);
+    expect(readArrow(join(root, 'killed', 'steps.arrow')).map((r) => r.step)).toEqual([0, 1, 2, 3]);
   });
 });
