@@ -66,9 +66,10 @@ export interface AlignConfig {
 
 /**
  * Per preset. quick: 300 steps of 16, measured on wasm + native matmul with 2 busy cores:
- * ~0.35 s per cached step, ~24 ms per example to fill the cache (1200 examples, ~30 s,
- * ~530 MB), evaluation ~70 ms per sentence (50 per split -> ~35 s): ~3 min in all.
- * The main job evaluates run folders itself and may pass evalLimit 0. tiny: a handful (tests).
+ * ~0.35 s per cached step, ~24 ms per example to fill the cache (1200 examples, 548 MB
+ * host memory), evaluation ~70 ms per sentence (50 per split); `lens align --preset quick`
+ * took 100-180 s in all depending on the load. The main job evaluates run folders itself
+ * and may pass evalLimit 0. tiny: a handful (tests).
  */
 export const DEFAULT_ALIGN: Record<PresetName, AlignConfig> = {
   tiny: { steps: 6, batchSize: 4, lr: 3e-3, warmupSteps: 1, minLrRatio: 0.1, gradClip: 1, weightDecay: 0, checkpointEvery: 3, poolPerFamily: 8, cacheChunk: 8, evalLimit: 4, evalBatchSize: 4, maxNewTokens: 24 },

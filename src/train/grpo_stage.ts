@@ -110,10 +110,12 @@ const OFFICIAL = {
 };
 
 /**
- * Per preset. quick: measured ~2.9 s per step at P = 2, G = 8 with ~80-token rollouts
- * (wasm + native matmul, 2 busy cores), so 80 steps fit the ~5 min stage-2 budget of
- * `npm start`; evalLimit 50 per split (~35 s; the main job evaluates run folders itself
- * and may pass evalLimit 0). tiny: a handful (tests).
+ * Per preset. quick, measured (wasm + native matmul, 2 cores shared with other jobs):
+ * 1.5-2.1 s per step at P = 2, G = 8 with ~54-token rollouts from a stage-0b model
+ * (~2.9 s with 80-token rollouts of an untrained one); `lens grpo --preset quick` took
+ * 168 s in all with evaluation (evalLimit 50 per split), within the ~5 min stage-2
+ * budget of `npm start`. The main job evaluates run folders itself and may pass
+ * evalLimit 0. tiny: a handful (tests).
  */
 export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
   tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
