@@ -125,7 +125,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 300,
+  steps: 500,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -159,12 +159,13 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * cores shared with other jobs): 0a ~0.6-1.3 s/step at batch 8, 0b ~0.5-1 s/step at
- * batch 16, so 0a + 0b take ~9 min of the 30-minute `npm start`. 0a at batch 8 x 300
+ * cores shared with other jobs): 0a ~0.4-0.5 s/step at batch 8, 0b ~0.35 s/step at
+ * batch 16, so 0a + 0b take ~7-8 min of the 30-minute `npm start`. 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
- * (~100), not of samples. 0b: 600 steps learn the format (rate ~1) and labels; boxes
- * stay weak (Acc@0.5 ~0.03 at 700 steps), which leaves stage 2 its room.
+ * (~100), not of samples; 500 steps reach 0.57 (fill-the-box: 0.64). 0b: 600 steps
+ * learn the format (rate ~1) and labels; boxes stay weak (Acc@0.5 ~0.03 at 700
+ * steps), which leaves stage 2 its room.
  * paper: longer runs.
  */
 export const DEFAULT_PRETRAIN: Record<PresetName, PretrainConfig> = {
