@@ -125,12 +125,12 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 500,
+  steps: 800,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
   gradClip: 1,
-  checkpointEvery: 50,
+  checkpointEvery: 100,
   boxProb: 0.5,
   boxNoise: 0.1,
   maxPoints: 3,
@@ -159,11 +159,13 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * cores shared with other jobs): 0a ~0.4-0.5 s/step at batch 8, 0b ~0.35 s/step at
- * batch 16, so 0a + 0b take ~7-8 min of the 30-minute `npm start`. 0a at batch 8 x 300
+ * cores shared with other jobs): 0a ~0.3-0.5 s/step at batch 8, 0b ~0.35 s/step at
+ * batch 16, so 0a (800 steps, ~4.3 min) + 0b (600 steps, ~3.5 min) take ~8 min of the
+ * 30-minute `npm start`, within the 3 + 6 min budgeted for them. 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
- * (~100), not of samples; 500 steps reach 0.57 (fill-the-box: 0.64). 0b: 600 steps
+ * (~100), not of samples; 500 steps reach 0.57 and 800 steps 0.68, past the
+ * trivial fill-the-box mask (0.64). 0b: 600 steps
  * learn the format (rate ~1) and labels; boxes stay weak (Acc@0.5 ~0.03 at 700
  * steps), which leaves stage 2 its room.
  * paper: longer runs.
