@@ -19,6 +19,10 @@ const COMMANDS: Record<string, CommandEntry> = {
   start: { summary: 'default main job: generate data/bench if absent, print its statistics', load: async () => (await import('./start')).run },
   evaluate: { summary: 'score a predictions file on a split (gIoU, cIoU, box Acc@0.5)', load: async () => (await import('./evaluate')).run },
   export: { summary: 'write an initialised model (safetensors + config)', load: async () => (await import('./export')).run },
+  align: { summary: 'stage 1: queries + connector on L_seg over the frozen MLLM and SAM (--from a pretrain run)', load: async () => (await import('./align')).run },
+  grpo: { summary: 'stage 2: GRPO with unified rewards + L_seg (--from an align run)', load: async () => (await import('./grpo')).run },
+  'train-baseline': { summary: 'train a baseline from a stage-0 run: lisa (supervised [SEG]) or segzero (RL on format + box, frozen SAM)', load: async () => (await import('./train-baseline')).run },
+  pretrain: { summary: 'stage 0: mini-SAM on box / point prompts (0a), MLLM SFT on the LENS format (0b)', load: async () => (await import('./pretrain')).run },
 };
 
 function usage(): string {

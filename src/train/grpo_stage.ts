@@ -1,0 +1,409 @@
+/**
+ * Stage 2, GRPO with unified rewards (paper Sec. 3.3, Eq. 3-6; official hustvl/LENS
+ * stage-2 trainer on TRL v0.17 GRPOTrainer, lens-official-code-facts.md "Stage 2").
+ *
+ * Per step: P prompts x G rollouts sampled from the current policy (LENS_ROLLOUT_SAMPLING:
+ * temperature 0.9, top-p 0.9, top-k 50); ONE forward pass of prompt + sampled completion
+ * + context queries through the whole model gives both the completion tokens' log-probs
+ * and the rollout's OWN mask; each rollout is scored R = l1 R_format + l2 R_box + l3 R_seg
+ * (rewards.ts), advantages are group-normalised (grpo.ts), and the loss is
+ *   grpoLoss(logp, oldLogp = the rollout's sampling log-probs, refLogp = the frozen
+ *   stage-1 MLLM + vision encoder, beta, eps) + alpha * L_seg(mask, GT)   (not detached),
+ * SAM's image encoder frozen, everything else trained (STAGE_TRAINABLE.stage2).
+ *
+ * With updatesPerBatch = mu > 1 the loop calls `loss(batch, u)` mu times on the same
+ * rollouts: rewards and advantages are fixed at u = 0 (the policy that sampled), oldLogp
+ * stays the rollout's, so the ratio moves away from 1 and the clip binds (TRL semantics).
+ * R_seg is measured at the model's input resolution against the resized target
+ * (TrainExample.target), which is what the loss sees too.
+ */
+import { resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../backend';
+import { resolveConfig, rules, type ConfigDelta } from '../config';
+import { generate, LENS_ROLLOUT_SAMPLING } from '../model/generate';
+import { repeatRows, type LensModel } from '../model/lens';
+import { segLoss } from '../model/losses';
+import { shiftedLogProbs } from '../model/mllm';
+import type { PresetName } from '../model/presets';
+import { upsampleMaskLogits } from '../model/sam/mask_decoder';
+import type { Tokenizer } from '../model/tokenizer';
+import type { Rng } from '../random';
+import type { Row } from '../util/arrow';
+import { batchIndices, imageTensors, promptIds, type TrainExample } from './data';
+import { groupAdvantages, grpoLoss, zeroSpreadFraction } from './grpo';
+import { trainLoop, type StepPlan } from './loop';
+import { DEFAULT_MAX_NEW_TOKENS, evaluateLens } from './predict';
+import { boxIouReward, formatReward, meanStd, segIouReward, unifiedReward, type RewardWeights } from './rewards';
+import { Run } from './run';
+import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel } from './stage_io';
+
+/** Stage-2 settings. */
+export interface GrpoStageConfig {
+  /** Optimiser steps (batches of rollouts); sized to the preset's time budget (measured). */
+  steps: number;
+  /** Prompts per step P (official: per-device batch x devices; small here, 2 CPU cores). */
+  promptsPerStep: number;
+  /** Rollouts per prompt G (official 8). */
+  numGenerations: number;
+  /** Sampling temperature of the rollouts (official 0.9). */
+  temperature: number;
+  /** Nucleus mass of the rollouts (official 0.9). */
+  topP: number;
+  /** Top-k of the rollouts (official 50). */
+  topK: number;
+  /** Longest rollout (the benchmark's answers take <= ~70 tokens). */
+  maxNewTokens: number;
+  /**
+   * Peak lr, linear decay (official 3e-6 for a pretrained 3B model at many more steps).
+   * quick runs only ~80 steps, in which 3e-6 moves a small model's weights by ~1e-4:
+   * nothing measurable; 5e-5 lets L_seg and the policy gradient move it while the KL
+   * term (beta) and the clip keep it near the stage-1 policy.
+   */
+  lr: number;
+  /** Linear warm-up steps (official: none). */
+  warmupSteps: number;
+  /** Global-norm gradient clip (official 1.0). */
+  gradClip: number;
+  /** AdamW decoupled weight decay (official 0). */
+  weightDecay: number;
+  /** KL weight beta, k3 estimator to the frozen stage-1 policy (official 0.04). */
+  beta: number;
+  /** Clip range eps of the surrogate (official 0.2; binds only with updatesPerBatch > 1). */
+  clipEps: number;
+  /** Policy updates per batch of rollouts, mu (official 1). */
+  updatesPerBatch: number;
+  /** Weight alpha of L_seg = BCE + Dice on the rollouts' masks, not detached (official 1.0). */
+  segLossWeight: number;
+  /** Reward weights l1, l2, l3 of Eq. 3 (paper and official code: all 1). */
+  rewardWeights: RewardWeights;
+  /**
+   * Exponent of the box and mask IoU rewards: 1 = the paper's linear Eq. 3, 2 = the
+   * official code's squares. Default 1: the paper is what the ablation tables reproduce,
+   * and a linear IoU keeps a graded signal where this small model's IoUs are still low.
+   */
+  iouExponent: number;
+  /** Steps between checkpoints. */
+  checkpointEvery: number;
+  /** Training sentences per family the prompts are drawn from; 0 = all. */
+  poolPerFamily: number;
+  /** Sentences evaluated per evaluation split after training (0 = none; -1 = all). */
+  evalLimit: number;
+  /** Sentences per evaluation batch. */
+  evalBatchSize: number;
+  /** Longest greedy completion at evaluation. */
+  evalMaxNewTokens: number;
+}
+
+const OFFICIAL = {
+  numGenerations: LENS_ROLLOUT_SAMPLING.numSamples!,
+  temperature: LENS_ROLLOUT_SAMPLING.temperature!,
+  topP: LENS_ROLLOUT_SAMPLING.topP!,
+  topK: LENS_ROLLOUT_SAMPLING.topK!,
+  gradClip: 1,
+  weightDecay: 0,
+  beta: 0.04,
+  clipEps: 0.2,
+  updatesPerBatch: 1,
+  segLossWeight: 1,
+  rewardWeights: { format: 1, box: 1, seg: 1 },
+};
+
+/**
+ * Per preset. quick, measured (wasm + native matmul, 2 cores shared with other jobs):
+ * 1.5-2.1 s per step at P = 2, G = 8 with ~54-token rollouts from a stage-0b model
+ * (~2.9 s with 80-token rollouts of an untrained one); `lens grpo --preset quick` took
+ * 168 s in all with evaluation (evalLimit 50 per split), within the ~5 min stage-2
+ * budget of `npm start`. The main job evaluates run folders itself and may pass
+ * evalLimit 0. tiny: a handful (tests).
+ */
+export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
+  tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
+  quick: { ...OFFICIAL, steps: 80, promptsPerStep: 2, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 5e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, poolPerFamily: 200, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+};
+
+const GRPO_RULES = {
+  steps: rules.int(1),
+  promptsPerStep: rules.int(1),
+  numGenerations: rules.int(2),
+  temperature: rules.positive,
+  topP: rules.range(Number.MIN_VALUE, 1),
+  topK: rules.int(0),
+  maxNewTokens: rules.int(1),
+  lr: rules.positive,
+  warmupSteps: rules.int(0),
+  gradClip: rules.positive,
+  weightDecay: rules.nonNegative,
+  beta: rules.nonNegative,
+  clipEps: rules.range(0, 1),
+  updatesPerBatch: rules.int(1),
+  segLossWeight: rules.nonNegative,
+  'rewardWeights.format': rules.nonNegative,
+  'rewardWeights.box': rules.nonNegative,
+  'rewardWeights.seg': rules.nonNegative,
+  iouExponent: rules.positive,
+  checkpointEvery: rules.int(1),
+  poolPerFamily: rules.int(0),
+  evalLimit: rules.int(-1),
+  evalBatchSize: rules.int(1),
+  evalMaxNewTokens: rules.int(1),
+};
+
+/** The preset's defaults with `delta` applied, validated (errors name the field). */
+export function resolveGrpoStageConfig(preset: PresetName, delta: unknown = {}, where = 'grpo config'): GrpoStageConfig {
+  const base = DEFAULT_GRPO[preset];
+  if (!base) throw new Error(`${where}: preset must be one of ${Object.keys(DEFAULT_GRPO).join(', ')}, got ${JSON.stringify(preset)}`);
+  return resolveConfig(base, delta, where, GRPO_RULES);
+}
+
+/** Per-rollout rewards of one batch. */
+export interface RolloutRewards {
+  format: number[];
+  box: number[];
+  seg: number[];
+  total: number[];
+  advantages: number[];
+}
+
+/** One step's rollouts and everything the loss needs (tensors disposed by `dispose`). */
+export interface GrpoBatch {
+  examples: TrainExample[];
+  /** Rollouts per prompt. */
+  G: number;
+  /** [P, S, S, 3] the prompts' images (the vision encoder trains: re-encoded in the loss). */
+  images: tf.Tensor4D;
+  /** [P*G, h, w, C] frozen SAM image embeddings, repeated per rollout. */
+  samEmbeddings: tf.Tensor4D;
+  /** [P*G, S, S] targets 0 / 1 / 255, repeated per rollout. */
+  labels: tf.Tensor3D;
+  /** int32 [P*G, T] left-padded prompt then completion; [P*G, T] attention mask. */
+  tokens: tf.Tensor2D;
+  attentionMask: tf.Tensor2D;
+  /** [P*G, N] 1 on completion tokens (incl. <eos>). */
+  completionMask: tf.Tensor2D;
+  promptLength: number;
+  /** [P*G, N] sampling log-probs (detached), zeros on padding. */
+  oldLogp: tf.Tensor2D;
+  /** [P*G, N] frozen reference log-probs; null when beta = 0. */
+  refLogp: tf.Tensor2D | null;
+  /** Decoded completions. */
+  text: string[];
+  /** Completion lengths (tokens incl. <eos>). */
+  lengths: number[];
+  /** Wall seconds spent sampling and scoring the reference (step-time logs). */
+  rolloutSeconds: number;
+  /** Filled by the first update (u = 0). */
+  rewards?: RolloutRewards;
+}
+
+/** The frozen reference policy: the stage-1 MLLM and vision encoder. */
+export type ReferencePolicy = Pick<LensModel, 'vision' | 'mllm'>;
+
+/** Samples step `step`'s rollouts and scores the reference log-probs (no gradient). */
+export function sampleRollouts(
+  model: LensModel,
+  ref: ReferencePolicy | null,
+  tokenizer: Tokenizer,
+  examples: readonly TrainExample[],
+  cfg: GrpoStageConfig,
+  rng: Rng,
+): GrpoBatch {
+  const t0 = performance.now();
+  const side = model.config.imageSize;
+  const G = cfg.numGenerations;
+  const exs = examples.slice();
+  const { images, labels: labelsP } = imageTensors(exs, side);
+  const visual = tf.tidy(() => model.vision.apply(images));
+  let gen: ReturnType<typeof generate>;
+  try {
+    gen = generate(
+      model.mllm,
+      tokenizer,
+      { prompts: exs.map((e) => promptIds(tokenizer, e, model.vision.numTokens)), visual },
+      { ...LENS_ROLLOUT_SAMPLING, numSamples: G, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
+      rng,
+    );
+  } finally {
+    visual.dispose();
+  }
+  const B = gen.sequences.length;
+  const T = gen.sequences[0]!.length;
+  const N = T - gen.promptLength;
+  const old = new Float32Array(B * N);
+  gen.logProbs.forEach((lp, r) => old.set(lp, r * N));
+  const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
+  const attentionMask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
+  const refLogp =
+    ref && cfg.beta !== 0
+      ? tf.tidy(() => {
+          const v = repeatRows(ref.vision.apply(images), G); // [B, V, C]
+          const { logits, hidden } = ref.mllm.forward({ tokens, attentionMask, visual: v });
+          hidden.dispose();
+          return shiftedLogProbs(logits, tokens, gen.promptLength, attentionMask); // [B, N]
+        })
+      : null;
+  const samEmbeddings = tf.tidy(() => repeatRows(model.sam.embedImage(images), G));
+  const labels = repeatRows(labelsP, G);
+  labelsP.dispose();
+  return {
+    examples: exs,
+    G,
+    images,
+    samEmbeddings,
+    labels,
+    tokens,
+    attentionMask,
+    completionMask: tf.tensor2d(gen.completionMask.flat(), [B, N], 'float32'),
+    promptLength: gen.promptLength,
+    oldLogp: tf.tensor2d(old, [B, N]),
+    refLogp,
+    text: gen.text,
+    lengths: gen.completionMask.map((m) => m.reduce((a, x) => a + x, 0)),
+    rolloutSeconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** Scores every rollout (R_format, R_box, R_seg from its own mask logits [B, S*S]) and group-normalises. */
+export function scoreRollouts(batch: GrpoBatch, maskLogits: Float32Array, cfg: GrpoStageConfig, side: number): RolloutRewards {
+  const px = side * side;
+  const r: RolloutRewards = { format: [], box: [], seg: [], total: [], advantages: [] };
+  batch.text.forEach((text, i) => {
+    const e = batch.examples[Math.floor(i / batch.G)]!;
+    const parts = {
+      format: formatReward(text),
+      box: boxIouReward(text, e.box, { exponent: cfg.iouExponent, imageSize: side }),
+      seg: segIouReward(maskLogits.subarray(i * px, (i + 1) * px), e.target, { exponent: cfg.iouExponent }),
+    };
+    r.format.push(parts.format);
+    r.box.push(parts.box);
+    r.seg.push(parts.seg);
+    r.total.push(unifiedReward(parts, cfg.rewardWeights));
+  });
+  r.advantages = groupAdvantages(r.total, batch.G);
+  return r;
+}
+
+/**
+ * The stage-2 loss of update `u` on a batch: one forward pass -> logp + masks; rewards
+ * at u = 0; grpoLoss + alpha * L_seg. Returns the loss and its parts for the logs.
+ */
+export function grpoStageLoss(model: LensModel, batch: GrpoBatch, cfg: GrpoStageConfig, u: number): { loss: tf.Scalar; logs: Record<string, tf.Scalar> } {
+  const side = model.config.imageSize;
+  const visual = repeatRows(model.vision.apply(batch.images), batch.G); // [B, V, C], trains the vision encoder
+  const out = model.forward({ tokens: batch.tokens, attentionMask: batch.attentionMask, visual, samEmbeddings: batch.samEmbeddings });
+  const logp = shiftedLogProbs(out.logits, batch.tokens, batch.promptLength, batch.attentionMask); // [B, N]
+  const masks = upsampleMaskLogits(out.masks, side, side); // [B, S, S]
+  if (u === 0 || !batch.rewards) batch.rewards = scoreRollouts(batch, masks.dataSync() as Float32Array, cfg, side);
+  const adv = tf.tensor1d(batch.rewards.advantages);
+  const g = grpoLoss({ logp, oldLogp: batch.oldLogp, refLogp: batch.refLogp, advantages: adv, mask: batch.completionMask, beta: cfg.beta, clipEps: cfg.clipEps });
+  const seg = segLoss(masks, batch.labels);
+  const loss = tf.add(g.loss, tf.mul(seg, cfg.segLossWeight)) as tf.Scalar;
+  return { loss, logs: { grpoLoss: g.loss, kl: g.kl, clipFraction: g.clipFraction, segLoss: seg } };
+}
+
+/** Host-side figures of a scored batch: every reward component's mean / std, format rate, zero spread, length. */
+export function rolloutLogs(batch: GrpoBatch): Record<string, number> {
+  const r = batch.rewards;
+  if (!r) return {};
+  const row: Record<string, number> = {};
+  for (const [k, xs] of [['reward', r.total], ['format', r.format], ['box', r.box], ['seg', r.seg]] as const) {
+    const { mean, std } = meanStd(xs);
+    row[`${k}Mean`] = mean;
+    row[`${k}Std`] = std;
+  }
+  row.formatRate = r.format.reduce((a, x) => a + x, 0) / r.format.length;
+  row.zeroSpread = zeroSpreadFraction(r.total, batch.G);
+  row.completionLength = meanStd(batch.lengths).mean;
+  row.rolloutSeconds = batch.rolloutSeconds;
+  return row;
+}
+
+/** Frees a batch's tensors. */
+export function disposeGrpoBatch(b: GrpoBatch): void {
+  tf.dispose([b.images, b.samEmbeddings, b.labels, b.tokens, b.attentionMask, b.completionMask, b.oldLogp]);
+  b.refLogp?.dispose();
+}
+
+/** The stage-2 step plan: P prompts from batchIndices, G rollouts each, `updatesPerBatch` updates. */
+export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig): StepPlan<GrpoBatch> {
+  return {
+    prepare: (step, rng) => {
+      const idx = batchIndices(pool.length, cfg.promptsPerStep, step, rng.fork('prompts'));
+      return sampleRollouts(model, ref, tokenizer, idx.map((i) => pool[i]!), cfg, rng.fork('rollouts'));
+    },
+    loss: (b, u) => grpoStageLoss(model, b, cfg, u),
+    hostLogs: rolloutLogs,
+    dispose: disposeGrpoBatch,
+    updatesPerBatch: cfg.updatesPerBatch,
+  };
+}
+
+/** Options of runGrpo (the convention of every stage). */
+export interface GrpoRunOptions {
+  dataRoot: string;
+  out: string;
+  preset: PresetName;
+  seed: number;
+  resume: boolean;
+  /** The stage-1 run folder (its model is both the start and the frozen reference); required. */
+  from?: string;
+  config?: ConfigDelta<GrpoStageConfig>;
+  quiet?: boolean;
+  /** Stops after this step as if killed (tests of resume). */
+  stopAfter?: number;
+}
+
+/**
+ * Stage 2 end to end: load the stage-1 model twice (policy, frozen reference), train the
+ * stage-2 set with GRPO + L_seg, evaluate, write model.safetensors + tokenizer.json and
+ * metrics.arrow into `out`.
+ */
+export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metrics: Row[]; config: GrpoStageConfig }> {
+  if (!opts.from) throw new Error('grpo: --from DIR is required (the stage-1 run folder holding model.safetensors and tokenizer.json)');
+  const backend = await initBackend({ quiet: true });
+  const cfg = resolveGrpoStageConfig(opts.preset, opts.config ?? {});
+  const from = resolve(opts.from);
+  const { model, tokenizer } = loadStageModel(from);
+  const refModel = cfg.beta !== 0 ? loadStageModel(from).model : null;
+  try {
+    refModel?.setTrainable(false);
+    const run = Run.open(opts.out, { kind: 'grpo', seed: opts.seed, backend, config: { preset: opts.preset, from, data: resolve(opts.dataRoot), grpo: cfg }, resume: opts.resume });
+    const pool = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
+    if (pool.length < cfg.promptsPerStep) throw new Error(`grpo: ${pool.length} training sentences under ${opts.dataRoot}, fewer than promptsPerStep ${cfg.promptsPerStep}`);
+    const params = model.stageSplit('stage2').trainable;
+    model.setStage('stage2');
+    await trainLoop(
+      {
+        run,
+        model,
+        params,
+        totalSteps: cfg.steps,
+        schedule: { kind: 'linear', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps * cfg.updatesPerBatch },
+        gradClip: cfg.gradClip,
+        adamw: { weightDecay: cfg.weightDecay },
+        checkpointEvery: cfg.checkpointEvery,
+        seed: opts.seed,
+        label: 'grpo',
+        quiet: opts.quiet,
+        stopAfter: opts.stopAfter,
+      },
+      grpoPlan(model, refModel, tokenizer, pool, cfg),
+    );
+    saveStageModel(run.dir, model, tokenizer, { stage: 'stage2' });
+    const metrics: Row[] = [];
+    if (cfg.evalLimit !== 0) {
+      const rows = await evaluateLens(model, tokenizer, opts.dataRoot, evaluationSplits(), {
+        limit: cfg.evalLimit < 0 ? undefined : cfg.evalLimit,
+        batchSize: cfg.evalBatchSize,
+        maxNewTokens: cfg.evalMaxNewTokens,
+      });
+      for (const r of rows) metrics.push({ model: 'lens-stage2', ...r });
+    }
+    run.finish(metrics);
+    return { dir: run.dir, metrics, config: cfg };
+  } finally {
+    model.dispose();
+    refModel?.dispose();
+  }
+}

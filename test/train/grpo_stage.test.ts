@@ -1,0 +1,164 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend';
+import { ensureBenchmark } from '../../src/data/generate';
+import { LENS_UNUSED_PARAMS } from '../../src/model/lens';
+import { buildLens } from '../../src/model/presets';
+import type { Tokenizer } from '../../src/model/tokenizer';
+import { Rng } from '../../src/random';
+import { fitTokenizer, type TrainExample } from '../../src/train/data';
+import { groupAdvantages } from '../../src/train/grpo';
+import {
+  disposeGrpoBatch,
+  grpoStageLoss,
+  resolveGrpoStageConfig,
+  rolloutLogs,
+  runGrpo,
+  sampleRollouts,
+  scoreRollouts,
+  type GrpoBatch,
+} from '../../src/train/grpo_stage';
+import { AdamW } from '../../src/train/optim';
+import { InterruptedRun } from '../../src/train/loop';
+import { readSafetensors } from '../../src/util/safetensors';
+import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
+import { readArrow } from '../../src/util/arrow';
+
+const root = mkdtempSync(join(tmpdir(), 'lens-grpo-'));
+const data = join(root, 'data');
+const stage1 = join(root, 'stage1');
+let examples: TrainExample[];
+let tokenizer: Tokenizer;
+
+beforeAll(async () => {
+  // Stage 2 trains the token embeddings, whose gradient (UnsortedSegmentSum) stock wasm lacks;
+  // the native kernels add it. Without them these tests fall back to cpu (slow: ~1 min).
+  await initBackend({ quiet: true });
+  if (!tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+    await import('@tensorflow/tfjs-backend-cpu');
+    await tf.setBackend('cpu');
+  }
+  await ensureBenchmark(data, { scale: 'tiny', seed: 0 }, { quiet: true });
+  examples = await loadTrainingSet(data, 64, { limitPerFamily: 4, quiet: true });
+  tokenizer = fitTokenizer(await loadTrainingSet(data, 64, { quiet: true }));
+  const m = buildLens('tiny', { seed: 5 });
+  saveStageModel(stage1, m, tokenizer);
+  m.dispose();
+});
+
+const cfg = () => resolveGrpoStageConfig('tiny', { maxNewTokens: 10 });
+
+describe('scoreRollouts', () => {
+  it('scores format, box and the rollout mask, and group-normalises the totals', () => {
+    const e = examples[0]!;
+    const [x1, y1, x2, y2] = e.box;
+    const good = `<think>t</think><answer>[{"bbox_2d": [${x1}, ${y1}, ${x2}, ${y2}], "label": "x"}]</answer>`;
+    const batch = { examples: [e], G: 2, text: [good, 'garbage'] } as unknown as GrpoBatch;
+    const px = 64 * 64;
+    const logits = new Float32Array(2 * px).fill(-1);
+    for (let p = 0; p < px; p++) if (e.target[p] === 1) logits[p] = 1; // rollout 0: the exact mask; rollout 1: empty
+    const r = scoreRollouts(batch, logits, cfg(), 64);
+    expect(r.format).toEqual([1, 0]);
+    expect(r.box[0]).toBeCloseTo(1, 10);
+    expect(r.box[1]).toBe(0);
+    expect(r.seg[0]).toBeCloseTo(1, 4);
+    expect(r.seg[1]).toBe(0);
+    expect(r.total[0]).toBeCloseTo(3, 4);
+    expect(r.advantages).toEqual(groupAdvantages(r.total, 2));
+    const logs = rolloutLogs({ ...batch, rewards: r, lengths: [12, 3], rolloutSeconds: 0.5 });
+    expect(logs.rewardMean).toBeCloseTo(1.5, 4);
+    expect(logs.formatRate).toBe(0.5);
+    expect(logs.zeroSpread).toBe(0);
+    expect(logs.completionLength).toBe(7.5);
+  });
+});
+
+describe('a GRPO step', () => {
+  it('changes every stage-2 trainable variable (but the unused prompt embeddings) and no frozen one; numTensors unchanged', () => {
+    const model = buildLens('tiny', { seed: 5 });
+    const ref = buildLens('tiny', { seed: 5 });
+    ref.setTrainable(false);
+    const split = model.stageSplit('stage2');
+    model.setStage('stage2');
+    const c = resolveGrpoStageConfig('tiny', { maxNewTokens: 10, updatesPerBatch: 2 });
+    const snapshot = new Map(model.namedParameters().map(([n, v]) => [n, Array.from(v.dataSync())]));
+    const opt = new AdamW(new Map(split.trainable));
+    const before = tf.memory().numTensors;
+    const batch = sampleRollouts(model, ref, tokenizer, examples.slice(0, 2), c, new Rng(1));
+    expect(batch.tokens.shape[0]).toBe(2 * c.numGenerations);
+    const nameOf = new Map(split.trainable.map(([n, v]) => [v.name, n] as const));
+    const logs: Record<string, number>[] = [];
+    for (let u = 0; u < c.updatesPerBatch; u++) {
+      const kept: Record<string, number> = {};
+      const { value, grads } = tf.variableGrads(() => {
+        const out = grpoStageLoss(model, batch, c, u);
+        for (const [k, t] of Object.entries(out.logs)) kept[k] = t.dataSync()[0]!;
+        return out.loss;
+      }, split.trainable.map(([, v]) => v));
+      expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
+      const named = Object.fromEntries(Object.entries(grads).map(([vn, g]) => [nameOf.get(vn)!, g]));
+      opt.apply(named, 1e-3);
+      tf.dispose([value, ...Object.values(grads)]);
+      logs.push(kept);
+      if (u === 0) expect(batch.rewards!.total.length).toBe(2 * c.numGenerations);
+    }
+    const rewardsOfFirst = batch.rewards!;
+    expect(rolloutLogs(batch).rewardMean).toBeGreaterThanOrEqual(0);
+    disposeGrpoBatch(batch);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // The policy sampled: KL to an identical reference ~ 0 at the first update.
+    expect(logs[0]!.kl).toBeLessThan(1e-3);
+    expect(logs[0]!.segLoss).toBeGreaterThan(0);
+    expect(batch.rewards).toBe(rewardsOfFirst); // rewards fixed at u = 0
+    const trainable = new Set(split.trainable.map(([n]) => n));
+    const unexpected: string[] = [];
+    for (const [n, v] of model.namedParameters()) {
+      const changed = Array.from(v.dataSync()).some((x, i) => x !== snapshot.get(n)![i]);
+      // Besides LENS_UNUSED_PARAMS, SAM's IoU head gets no gradient: neither GRPO nor L_seg reads
+      // the predicted IoU (the official stage 2 trains it in name only, too).
+      const noGradient = LENS_UNUSED_PARAMS.includes(n) || n.startsWith('sam.mask_decoder.iou_prediction_head.');
+      const shouldChange = trainable.has(n) && !noGradient;
+      if (changed !== shouldChange) unexpected.push(`${n}: changed ${changed}`);
+    }
+    expect(unexpected).toEqual([]);
+    expect([...trainable].some((n) => n.startsWith('sam.image_encoder'))).toBe(false);
+    model.dispose();
+    ref.dispose();
+  });
+});
+
+describe('runGrpo', () => {
+  it('trains from a stage-1 folder and logs every reward component per step', async () => {
+    const out = join(root, 'run');
+    await runGrpo({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, from: stage1, quiet: true, config: { steps: 1, maxNewTokens: 6, evalLimit: 1, evalMaxNewTokens: 6 } });
+    for (const f of ['model.safetensors', 'tokenizer.json', 'run.json', 'steps.arrow', 'metrics.arrow']) expect(existsSync(join(out, f))).toBe(true);
+    const steps = readArrow(join(out, 'steps.arrow'));
+    expect(steps.map((r) => r.step)).toEqual([0]);
+    for (const k of ['loss', 'rewardMean', 'rewardStd', 'formatMean', 'formatStd', 'boxMean', 'boxStd', 'segMean', 'segStd', 'kl', 'clipFraction', 'formatRate', 'zeroSpread', 'segLoss', 'completionLength']) {
+      expect([k, Number.isFinite(steps[0]![k] as number)]).toEqual([k, true]);
+    }
+    expect(readArrow(join(out, 'metrics.arrow')).length).toBe(10);
+  });
+
+  it('a killed and resumed run ends with the same weights as an uninterrupted one (rollouts replay from the step rng)', async () => {
+    const config = { steps: 2, checkpointEvery: 1, maxNewTokens: 6, evalLimit: 0 };
+    const base = { dataRoot: data, preset: 'tiny' as const, seed: 2, from: stage1, quiet: true, config };
+    await runGrpo({ ...base, out: join(root, 'straight'), resume: false });
+    await expect(runGrpo({ ...base, out: join(root, 'killed'), resume: false, stopAfter: 1 })).rejects.toBeInstanceOf(InterruptedRun);
+    await runGrpo({ ...base, out: join(root, 'killed'), resume: true });
+    const a = readSafetensors(join(root, 'straight', 'model.safetensors'));
+    const b = readSafetensors(join(root, 'killed', 'model.safetensors'));
+    for (const [name, t] of a.tensors) expect([name, Array.from(b.tensors.get(name)!.data)]).toEqual([name, Array.from(t.data)]);
+    expect(readArrow(join(root, 'killed', 'steps.arrow')).map((r) => r.rewardMean)).toEqual(readArrow(join(root, 'straight', 'steps.arrow')).map((r) => r.rewardMean));
+  });
+
+  it('needs --from, and names bad config fields', async () => {
+    await expect(runGrpo({ dataRoot: data, out: join(root, 'x'), preset: 'tiny', seed: 0, resume: false })).rejects.toThrow(/--from DIR is required/);
+    expect(() => resolveGrpoStageConfig('tiny', { numGenerations: 1 })).toThrow(/grpo config: field 'numGenerations' = 1; expected an integer in \[2/);
+    expect(() => resolveGrpoStageConfig('tiny', { rewardWeights: { box: -1 } })).toThrow(/field 'rewardWeights.box' = -1/);
+  });
+});
