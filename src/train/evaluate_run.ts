@@ -22,7 +22,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { loadSplit, parseSplitName, type RefDataset } from '../data';
+import { loadSplit, parseSplitName, type RefDataset } from '../data/index';
 import type { MetricResult } from '../eval/metrics';
 import { predictionEntry, scorePredictions, type Prediction } from '../eval/predictions';
 import { resolveConfig, rules, type ConfigDelta } from '../config';

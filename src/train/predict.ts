@@ -10,7 +10,7 @@
  * prompt + answer + <eos> (train/data.ts encodeBatch) and stage-2 rollouts end with it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { parseSplitName } from '../data';
+import { parseSplitName } from '../data/index';
 import { MetricAccumulator, type Box as XywhBox, type MetricResult } from '../eval/metrics';
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';

@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { ConfigError, resolveConfig, rules, type ConfigDelta, type Rule } from '../config';
-import { loadSplit, readSampleImage, resizeRgb, type Family } from '../data';
+import { loadSplit, readSampleImage, resizeRgb, type Family } from '../data/index';
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';

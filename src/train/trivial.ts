@@ -17,8 +17,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSplit, parseSplitName, type InstanceRecord, type RefDataset, type RefSample } from '../data';
-import { generateReasonImage, readManifest, reasonStem } from '../data/generate';
+import { loadSplit, parseSplitName, type InstanceRecord, type RefDataset, type RefSample } from '../data/index';
+import { generateReasonImage, readManifest, reasonStem } from '../data/generate/index';
 import { MetricAccumulator, type MetricResult } from '../eval/metrics';
 import { Rng } from '../random';
 import { evaluationSubset } from './evaluate_run';
