@@ -16,7 +16,7 @@ interface CommandEntry {
 
 const COMMANDS: Record<string, CommandEntry> = {
   generate: { summary: 'write the generated referring-segmentation benchmark (--out DIR --scale --seed)', load: async () => (await import('./generate')).run },
-  start: { summary: 'default main job: generate data/bench if absent, print its statistics', load: async () => (await import('./start')).run },
+  start: { summary: 'the main job: data, stages 0-2, baselines, every split scored (npm start)', load: async () => (await import('./start')).run },
   evaluate: { summary: 'score a predictions file on a split (gIoU, cIoU, box Acc@0.5)', load: async () => (await import('./evaluate')).run },
   export: { summary: 'write an initialised model (safetensors + config)', load: async () => (await import('./export')).run },
   align: { summary: 'stage 1: queries + connector on L_seg over the frozen MLLM and SAM (--from a pretrain run)', load: async () => (await import('./align')).run },

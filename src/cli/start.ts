@@ -1,28 +1,50 @@
 /**
- * `npm start`: the default main job. For now (issue 2): make sure the default
- * benchmark exists in data/bench (scale quick, seed 0), generating it when absent,
- * and print its statistics. Later issues grow this into the full pipeline; keep it
- * a short list of library calls.
+ * `npm start`: the main job on the embedded defaults (src/train/main_job.ts): the
+ * generated benchmark in data/bench, every stage and baseline on the quick preset,
+ * all evaluation splits, one summary table under results/main/.
  */
-import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { ensureBenchmark } from '../data/generate/benchmark';
-import { formatStats } from '../data/generate/stats';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../backend';
+import { PRESET_NAMES, type PresetName } from '../model/presets';
+import { runMainJob } from '../train/main_job';
 import { projectRoot } from '../util/paths';
 import { UsageError } from './errors';
 
 /** Where `npm start` keeps the default benchmark. */
 export const DEFAULT_BENCH_DIR = join('data', 'bench');
 
+const USAGE = `usage: npm start [-- --preset tiny|quick|paper] [--seed N] [--data DIR] [--out DIR]
+
+Runs stage 0, 1, 2 and both baselines, evaluates every split and prints the
+gIoU / cIoU table (defaults: quick preset, seed 0, data/bench, results/main).
+Rerunning continues an interrupted job: finished stages are skipped.`;
+
 export async function run(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
   try {
-    parseArgs({ args: argv, options: {}, strict: true, allowPositionals: false });
+    ({ values } = parseArgs({
+      args: argv,
+      options: { preset: { type: 'string' }, seed: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\nusage: npm start (no options yet)`);
+    throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
   }
-  const dir = join(projectRoot(), DEFAULT_BENCH_DIR);
-  const { manifest, generated } = await ensureBenchmark(dir, { scale: 'quick', seed: 0 });
-  console.log(`${generated ? 'generated' : 'using'} benchmark ${dir} (scale ${manifest.scale}, seed ${manifest.seed}, ${manifest.imageSize}x${manifest.imageSize})\n`);
-  console.log(formatStats(manifest.stats));
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const preset = (values.preset ?? 'quick') as PresetName;
+  if (!PRESET_NAMES.includes(preset)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(', ')}, got '${values.preset}'`);
+  const seed = Number(values.seed ?? 0);
+  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected an integer >= 0, got '${values.seed}'`);
+  const root = projectRoot();
+  const dataRoot = (values.data as string | undefined) ?? join(root, preset === 'quick' ? DEFAULT_BENCH_DIR : `${DEFAULT_BENCH_DIR}-${preset}`);
+  const out = (values.out as string | undefined) ?? join(root, 'results', preset === 'quick' ? 'main' : `main-${preset}`);
+  await initBackend();
+  const { seconds } = await runMainJob({ preset, seed, dataRoot, out, quiet: Boolean(values.quiet) });
+  console.log(`main job finished in ${(seconds / 60).toFixed(1)} min; results in ${out}`);
   return 0;
 }
