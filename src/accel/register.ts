@@ -117,7 +117,7 @@ export function registerWasmAccel(): AccelStatus {
     const blas = info.blas.split(' ').slice(0, 2).join(' ');
     status = { native: true, detail: `native sgemm: ${blas}, ${info.blasThreads} BLAS threads, ${info.poolThreads} kernel threads`, replaced, added };
   } else {
-    const why = load.ok ? 'unknown' : load.reason;
+    const why = 'reason' in load ? load.reason : 'unknown'; // 'in' also narrows under tslab's non-strict compiler
     status = { native: false, detail: `stock kernels: ${why}; to fix: ${BUILD_HINT}`, replaced, added };
   }
   return status;

@@ -20,7 +20,7 @@ function columnOf(rows: readonly Row[], key: string, where: string): Float64Arra
     if (v !== null && v !== undefined && typeof v !== 'number') {
       throw new TypeError(`${where}: column '${key}' mixes numbers with ${typeof v} (row ${i})`);
     }
-    out[i] = v === null || v === undefined ? Number.NaN : v;
+    out[i] = typeof v === 'number' ? v : Number.NaN;
   });
   return out;
 }
