@@ -3,7 +3,7 @@
  * starting from a stage-1 run folder whose model is also the frozen KL reference.
  */
 import { runGrpo } from '../train/grpo_stage';
-import { dataRootOf, parseStageArgs } from './align';
+import { dataRootOf, parseStageArgs } from './stage-args';
 
 const HELP = `usage: lens grpo --from DIR [--preset tiny|quick|paper] [--seed N] [--out DIR] [--resume] [--data DIR] [--config FILE]
 
@@ -19,7 +19,7 @@ Per-step logs (steps.arrow): every reward component's mean / std, KL, clip fract
 zero-spread group fraction, seg loss, completion length. Ends with model.safetensors + tokenizer.json and metrics.arrow.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseStageArgs(argv, 'grpo', HELP);
+  const a = parseStageArgs(argv, { command: 'grpo', help: HELP });
   if (a.help) {
     console.log(HELP);
     return 0;

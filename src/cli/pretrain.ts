@@ -4,15 +4,10 @@
  * format) into OUT/0b, and the whole model + tokenizer in OUT, which `lens align --from
  * OUT` reads.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { ensureBenchmark } from '../data/generate/benchmark';
-import { PRESET_NAMES, type PresetName } from '../model/presets';
-import { defaultRunsDir } from '../train/run';
 import { runPretrain, type PretrainStage } from '../train/stage0';
-import { projectRoot } from '../util/paths';
 import { UsageError } from './errors';
+import { dataRootOf, parseStageArgs, type StageArgs } from './stage-args';
 
 const HELP = `usage: lens pretrain [--preset tiny|quick|paper] [--stage 0a|0b|both] [--seed N] [--out DIR] [--resume] [--data DIR] [--config FILE]
 
@@ -27,60 +22,11 @@ const HELP = `usage: lens pretrain [--preset tiny|quick|paper] [--stage 0a|0b|bo
 Ends with DIR/model.safetensors + DIR/tokenizer.json for 'lens align --from DIR'.`;
 
 /** Parses the flags; exported for tests. */
-export function parsePretrainArgs(argv: string[]): {
-  preset: PresetName;
-  stage: PretrainStage;
-  seed: number;
-  out: string;
-  resume: boolean;
-  data: string | undefined;
-  config: unknown;
-  help: boolean;
-} {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        preset: { type: 'string', default: 'quick' },
-        stage: { type: 'string', default: 'both' },
-        seed: { type: 'string', default: '0' },
-        out: { type: 'string' },
-        resume: { type: 'boolean', default: false },
-        data: { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${HELP}`);
-  }
-  const preset = values.preset as string;
-  if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(', ')}, got '${preset}'`);
-  const stage = values.stage as string;
+export function parsePretrainArgs(argv: string[]): StageArgs & { stage: PretrainStage } {
+  const a = parseStageArgs(argv, { command: 'pretrain', help: HELP, requireFrom: false, options: { stage: 'both' } });
+  const stage = a.extra.stage!;
   if (!['0a', '0b', 'both'].includes(stage)) throw new UsageError(`--stage: expected 0a, 0b or both, got '${stage}'`);
-  const seed = Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected an integer >= 0, got '${values.seed}'`);
-  let config: unknown = {};
-  if (typeof values.config === 'string') {
-    try {
-      config = JSON.parse(readFileSync(values.config, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`--config ${values.config}: ${(e as Error).message}`);
-    }
-  }
-  return {
-    preset: preset as PresetName,
-    stage: stage as PretrainStage,
-    seed,
-    out: (values.out as string | undefined) ?? join(defaultRunsDir(), `pretrain-${preset}-s${seed}`),
-    resume: values.resume === true,
-    data: values.data as string | undefined,
-    config,
-    help: values.help === true,
-  };
+  return { ...a, stage: stage as PretrainStage };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -89,11 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  let dataRoot = a.data;
-  if (dataRoot === undefined) {
-    dataRoot = join(projectRoot(), 'data', 'bench');
-    await ensureBenchmark(dataRoot, { scale: 'quick', seed: 0 });
-  }
+  const dataRoot = await dataRootOf(a);
   const t0 = performance.now();
   const { dir, metrics } = await runPretrain({ dataRoot, out: a.out, preset: a.preset, seed: a.seed, resume: a.resume, stage: a.stage, config: a.config as never });
   const rows = [...metrics.stage0a.map((r) => ({ stage: '0a', ...r })), ...metrics.stage0b.map((r) => ({ stage: '0b', ...r }))];

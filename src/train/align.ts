@@ -16,7 +16,7 @@
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
-import { resolveConfig, rules, type ConfigDelta } from '../config';
+import { resolveConfig, rules } from '../config';
 import type { LensModel } from '../model/lens';
 import { segLoss } from '../model/losses';
 import { disposeCache, type KVCache } from '../model/mllm';
@@ -28,7 +28,7 @@ import { batchIndices, encodeBatch, disposeBatch, type TrainExample } from './da
 import { trainLoop, type StepPlan } from './loop';
 import { evaluateLens, DEFAULT_MAX_NEW_TOKENS } from './predict';
 import { Run } from './run';
-import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel } from './stage_io';
+import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
 /** Stage-1 settings. */
 export interface AlignConfig {
@@ -284,19 +284,7 @@ export function alignPlan(model: LensModel, cache: PrefixCache, n: number, cfg: 
 }
 
 /** Options of runAlign (the convention of every stage). */
-export interface AlignRunOptions {
-  dataRoot: string;
-  out: string;
-  preset: PresetName;
-  seed: number;
-  resume: boolean;
-  /** The stage-0 run folder (model.safetensors + tokenizer.json); required. */
-  from?: string;
-  config?: ConfigDelta<AlignConfig>;
-  quiet?: boolean;
-  /** Stops after this step as if killed (tests of resume). */
-  stopAfter?: number;
-}
+export type AlignRunOptions = StageRunOptions<AlignConfig>;
 
 /**
  * Stage 1 end to end: load the stage-0 model, freeze all but queries + connector, train

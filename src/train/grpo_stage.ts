@@ -20,7 +20,7 @@
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
-import { resolveConfig, rules, type ConfigDelta } from '../config';
+import { resolveConfig, rules } from '../config';
 import { generate, LENS_ROLLOUT_SAMPLING } from '../model/generate';
 import { repeatRows, type LensModel } from '../model/lens';
 import { segLoss } from '../model/losses';
@@ -36,7 +36,7 @@ import { trainLoop, type StepPlan } from './loop';
 import { DEFAULT_MAX_NEW_TOKENS, evaluateLens } from './predict';
 import { boxIouReward, formatReward, meanStd, segIouReward, unifiedReward, type RewardWeights } from './rewards';
 import { Run } from './run';
-import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel } from './stage_io';
+import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
 /** Stage-2 settings. */
 export interface GrpoStageConfig {
@@ -340,19 +340,7 @@ export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenize
 }
 
 /** Options of runGrpo (the convention of every stage). */
-export interface GrpoRunOptions {
-  dataRoot: string;
-  out: string;
-  preset: PresetName;
-  seed: number;
-  resume: boolean;
-  /** The stage-1 run folder (its model is both the start and the frozen reference); required. */
-  from?: string;
-  config?: ConfigDelta<GrpoStageConfig>;
-  quiet?: boolean;
-  /** Stops after this step as if killed (tests of resume). */
-  stopAfter?: number;
-}
+export type GrpoRunOptions = StageRunOptions<GrpoStageConfig>;
 
 /**
  * Stage 2 end to end: load the stage-1 model twice (policy, frozen reference), train the

@@ -45,7 +45,8 @@ import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
 import { trainLoop, type StepPlan } from './loop';
 import { Run } from './run';
-import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel } from './stage_io';
+import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
+export type { StageRunOptions } from './stage_io';
 
 // ---------------------------------------------------------------------------
 // Configs
@@ -628,21 +629,6 @@ export function evaluateAnswers(
 // Runs
 // ---------------------------------------------------------------------------
 
-export interface StageRunOptions<C> {
-  /** Dataset root (LISA layout). */
-  dataRoot: string;
-  /** The run folder. */
-  out: string;
-  preset: PresetName;
-  seed: number;
-  resume: boolean;
-  /** A folder holding model.safetensors to start from (0b: 0a's run). */
-  from?: string;
-  config?: ConfigDelta<C>;
-  quiet?: boolean;
-  /** Stops after this step as if killed (resume tests). */
-  stopAfter?: number;
-}
 
 const log = (quiet: boolean | undefined, msg: string) => {
   if (!quiet) console.error(msg);

@@ -7,6 +7,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Family } from '../data/index';
+import type { ConfigDelta } from '../config';
+import type { PresetName } from '../model/presets';
 import { SPLITS } from '../data/index';
 import { loadLens, saveLens } from '../model/presets';
 import type { LensModel } from '../model/lens';
@@ -46,4 +48,21 @@ export async function loadTrainingSet(root: string, imageSize: number, { limitPe
 /** Every evaluation split of the generated benchmark's families, as FAMILY/SPLIT names. */
 export function evaluationSplits(): string[] {
   return TRAIN_FAMILIES.flatMap((f) => SPLITS[f].filter((s) => s !== 'train').map((s) => `${f}/${s}`));
+}
+
+/** What every stage's run function takes (stage 0a / 0b, 1, 2, the baselines). */
+export interface StageRunOptions<C> {
+  /** Dataset root (LISA layout). */
+  dataRoot: string;
+  /** The run folder. */
+  out: string;
+  preset: PresetName;
+  seed: number;
+  resume: boolean;
+  /** The earlier stage's run folder (model.safetensors + tokenizer.json) to start from. */
+  from?: string;
+  config?: ConfigDelta<C>;
+  quiet?: boolean;
+  /** Stops after this step as if killed (resume tests). */
+  stopAfter?: number;
 }

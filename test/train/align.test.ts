@@ -17,7 +17,7 @@ import { Run } from '../../src/train/run';
 import { loadTrainingSet, saveStageModel } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
 import { readSafetensors } from '../../src/util/safetensors';
-import { parseStageArgs } from '../../src/cli/align';
+import { parseStageArgs } from '../../src/cli/stage-args';
 import { UsageError } from '../../src/cli/errors';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-align-'));
@@ -146,13 +146,13 @@ describe('runAlign', () => {
 
 describe('lens align / grpo flags', () => {
   it('parse the stage flags with defaults, and refuse bad ones naming the flag', () => {
-    const a = parseStageArgs(['--from', 'x', '--seed', '3', '--preset', 'tiny'], 'align', 'HELP');
+    const a = parseStageArgs(['--from', 'x', '--seed', '3', '--preset', 'tiny'], { command: 'align', help: 'HELP' });
     expect(a).toMatchObject({ from: 'x', seed: 3, preset: 'tiny', resume: false, data: undefined });
     expect(a.out).toMatch(/results[\\/]runs[\\/]align-tiny-s3$/);
-    expect(() => parseStageArgs([], 'grpo', 'HELP')).toThrow(/--from DIR is required/);
-    expect(() => parseStageArgs(['--from', 'x', '--preset', 'huge'], 'align', 'HELP')).toThrow(UsageError);
-    expect(() => parseStageArgs(['--from', 'x', '--seed=-1'], 'align', 'HELP')).toThrow(/--seed: expected an integer >= 0/);
-    expect(() => parseStageArgs(['--from', 'x', '--bogus'], 'align', 'HELP')).toThrow(UsageError);
-    expect(parseStageArgs(['--help'], 'align', 'HELP').help).toBe(true);
+    expect(() => parseStageArgs([], { command: 'grpo', help: 'HELP' })).toThrow(/--from DIR is required/);
+    expect(() => parseStageArgs(['--from', 'x', '--preset', 'huge'], { command: 'align', help: 'HELP' })).toThrow(UsageError);
+    expect(() => parseStageArgs(['--from', 'x', '--seed=-1'], { command: 'align', help: 'HELP' })).toThrow(/--seed: expected an integer >= 0/);
+    expect(() => parseStageArgs(['--from', 'x', '--bogus'], { command: 'align', help: 'HELP' })).toThrow(UsageError);
+    expect(parseStageArgs(['--help'], { command: 'align', help: 'HELP' }).help).toBe(true);
   });
 });
