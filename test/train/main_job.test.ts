@@ -1,0 +1,31 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useBackend } from '../backend-util';
+import { runMainJob, summaryMarkdown } from '../../src/train/main_job';
+import { evaluationSplits } from '../../src/train/stage_io';
+import { readArrow } from '../../src/util/arrow';
+
+describe('the main job (tiny preset)', () => {
+  it('runs every stage and baseline, scores every split, and a second run skips the finished stages', async () => {
+    await useBackend('wasm');
+    const root = mkdtempSync(join(tmpdir(), 'lens-main-'));
+    const opts = { preset: 'tiny' as const, seed: 0, dataRoot: join(root, 'data'), out: join(root, 'out'), quiet: true };
+    await runMainJob(opts);
+    for (const d of ['pretrain', 'align', 'grpo', 'lisa', 'segzero']) expect(existsSync(join(opts.out, d, 'model.safetensors')), d).toBe(true);
+    const rows = readArrow(join(opts.out, 'summary.arrow'));
+    expect(rows.map((r) => r.split)).toEqual(evaluationSplits());
+    for (const r of rows) {
+      for (const m of ['lens-stage1', 'lens-stage2', 'lisa', 'segzero']) {
+        expect(r[`${m}_ciou`], `${r.split} ${m}`).toBeGreaterThanOrEqual(0);
+        expect(r[`${m}_ciou`], `${r.split} ${m}`).toBeLessThanOrEqual(100);
+      }
+    }
+    expect(readFileSync(join(opts.out, 'summary.md'), 'utf8')).toContain(summaryMarkdown(rows));
+    const align = readFileSync(join(opts.out, 'align', 'run.json'), 'utf8');
+    const again = await runMainJob(opts);
+    expect(readFileSync(join(opts.out, 'align', 'run.json'), 'utf8')).toBe(align); // not retrained
+    expect(again.rows).toEqual(rows);
+  });
+});
