@@ -19,7 +19,7 @@ import { LensModel } from './lens';
 import { validateMllmConfig, type MllmConfig } from './mllm';
 import type { Module } from './nn';
 import { loadModule, readSafetensors, saveModule } from '../util/safetensors';
-import { validateMiniSamConfig, type MiniSamConfig } from './sam/sam';
+import { DEFAULT_MINI_SAM_CONFIG, validateMiniSamConfig, type MiniSamConfig } from './sam/sam';
 import { validateVisionEncoderConfig, type VisionEncoderConfig } from './vision_encoder';
 
 export const PRESET_NAMES = ['tiny', 'quick', 'paper'] as const;
@@ -66,6 +66,8 @@ type PresetSizes = Required<Omit<LensConfigDelta, 'preset'>>;
  * paper: the official structure (M = 64 queries, a 4-block ViT connector, SAM's
  * 4x-below-input mask resolution and 8x decoder MLP) at a 128 px input.
  */
+const { imageSize: _derived, ...TINY_SAM } = DEFAULT_MINI_SAM_CONFIG; // imageSize is derived below
+
 export const PRESETS: Record<PresetName, PresetSizes> = {
   tiny: {
     imageSize: 64,
@@ -73,20 +75,7 @@ export const PRESETS: Record<PresetName, PresetSizes> = {
     mllm: { vocabSize: 512, hiddenSize: 64, numLayers: 2, numHeads: 4, mlpRatio: 4, maxPositions: 256, tieWordEmbeddings: true, initStd: 0.02 },
     context: { numQueries: 8, initStd: 0.02 },
     connector: { kind: 'vit', depth: 1, heads: 4, mlpRatio: 2, numOutputTokens: 1 },
-    sam: {
-      patchSize: 4,
-      encoderDim: 32,
-      encoderDepth: 1,
-      encoderHeads: 2,
-      encoderMlpRatio: 4,
-      promptDim: 32,
-      decoderDepth: 2,
-      decoderHeads: 2,
-      decoderMlpDim: 64,
-      attentionDownsampleRate: 2,
-      iouHeadDepth: 3,
-      iouHeadHiddenDim: 32,
-    },
+    sam: TINY_SAM, // MiniSam's own defaults are the tiny sizes
   },
   quick: {
     imageSize: 64,

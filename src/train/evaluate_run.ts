@@ -118,22 +118,35 @@ function maskAt(low: tf.Tensor3D, b: number, h: number, w: number): Uint8Array {
 }
 
 /**
+ * A baseline's shared first half of inference on a chunk: visual tokens, SAM image
+ * embeddings, and the greedy answer. The caller disposes `visual` and `emb`.
+ */
+function encodeAndGenerate(model: LisaModel | SegZeroModel, tok: Tokenizer, chunk: readonly TrainExample[], maxNewTokens: number) {
+  const { images, labels } = imageTensors(chunk, model.config.imageSize);
+  labels.dispose();
+  const visual = tf.tidy(() => model.vision.apply(images));
+  const emb = tf.tidy(() => model.sam.embedImage(images));
+  images.dispose();
+  try {
+    const gen = generate(model.mllm, tok, { prompts: chunk.map((e) => promptIds(tok, e, model.vision.numTokens)), visual }, { greedy: true, maxNewTokens });
+    return { visual, emb, gen };
+  } catch (e) {
+    tf.dispose([visual, emb]);
+    throw e;
+  }
+}
+
+/**
  * LISA-style inference: greedy answer; rows whose completion holds the segmentation
  * token get the mask its state prompts, the others an empty mask. formatValid = the
  * token was produced. Leaves tf.memory().numTensors unchanged.
  */
 export function predictLisa(model: LisaModel, tok: Tokenizer, examples: readonly TrainExample[], { batchSize = 16, maxNewTokens = 6 } = {}): LensPrediction[] {
   const out: LensPrediction[] = [];
-  const S = model.config.imageSize;
   for (let s = 0; s < examples.length; s += batchSize) {
     const chunk = examples.slice(s, s + batchSize);
-    const { images, labels } = imageTensors(chunk, S);
-    labels.dispose();
-    const visual = tf.tidy(() => model.vision.apply(images));
-    const emb = tf.tidy(() => model.sam.embedImage(images));
-    images.dispose();
+    const { visual, emb, gen } = encodeAndGenerate(model, tok, chunk, maxNewTokens);
     try {
-      const gen = generate(model.mllm, tok, { prompts: chunk.map((e) => promptIds(tok, e, model.vision.numTokens)), visual }, { greedy: true, maxNewTokens });
       const rows = chunk.map((_, b) => b).filter((b) => gen.tokens[b]!.includes(model.segTokenId));
       let low: tf.Tensor3D | null = null;
       if (rows.length > 0) {
@@ -169,16 +182,10 @@ export function predictLisa(model: LisaModel, tok: Tokenizer, examples: readonly
  */
 export function predictSegZero(model: SegZeroModel, tok: Tokenizer, examples: readonly TrainExample[], { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS } = {}): LensPrediction[] {
   const out: LensPrediction[] = [];
-  const S = model.config.imageSize;
   for (let s = 0; s < examples.length; s += batchSize) {
     const chunk = examples.slice(s, s + batchSize);
-    const { images, labels } = imageTensors(chunk, S);
-    labels.dispose();
-    const visual = tf.tidy(() => model.vision.apply(images));
-    const emb = tf.tidy(() => model.sam.embedImage(images));
-    images.dispose();
+    const { visual, emb, gen } = encodeAndGenerate(model, tok, chunk, maxNewTokens);
     try {
-      const gen = generate(model.mllm, tok, { prompts: chunk.map((e) => promptIds(tok, e, model.vision.numTokens)), visual }, { greedy: true, maxNewTokens });
       const seg = model.segment(gen.text, { samEmbeddings: emb });
       try {
         chunk.forEach((e, b) => {
