@@ -101,3 +101,15 @@ export function paperRows(t: PaperTables, splits: readonly string[]): Array<Reco
     return row;
   });
 }
+
+/**
+ * Methods ordered best first by their value (nulls left out): `{ a: 30, b: 50, c: null }` -> ['b', 'a'].
+ * Ties keep the given order.
+ */
+export function rankOrder(values: Record<string, number | null | undefined>): string[] {
+  return Object.entries(values)
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && Number.isFinite(e[1]))
+    .map(([k, v], i) => ({ k, v, i }))
+    .sort((a, b) => b.v - a.v || a.i - b.i)
+    .map((e) => e.k);
+}

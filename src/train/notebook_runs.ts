@@ -18,6 +18,7 @@ import { readArrow, type Row } from '../util/arrow';
 import { projectRoot } from '../util/paths';
 import { runAlign } from './align';
 import { runGrpo } from './grpo_stage';
+import { runMainJob } from './main_job';
 import type { RunRecord } from './run';
 import { runPretrain } from './stage0';
 import { MODEL_FILE, TOKENIZER_FILE } from './stage_io';
@@ -122,3 +123,32 @@ export function readRunLogs(dir: string): RunLogs {
   return { record: JSON.parse(readFileSync(rec, 'utf8')) as RunRecord, steps: read('steps.arrow'), metrics: read('metrics.arrow') };
 }
 
+
+/** The main job's summary a notebook shows, and where it came from. */
+export interface MainSummary {
+  /** summary.arrow rows: split, `<model>_giou`, `<model>_ciou` (percent), main_job.ts summaryRows. */
+  rows: Row[];
+  /** Absolute path of the summary.arrow read. */
+  path: string;
+  /** True when this call ran the main job (missing stages trained, every run scored). */
+  ran: boolean;
+}
+
+/**
+ * npm start's results/main/summary.arrow under quick when it is there; else the notebooks'
+ * results/notebooks/<preset>/main/summary.arrow, made by runMainJob on that folder when absent
+ * (it reuses the stages notebooks 03 and 04 trained there and trains the rest).
+ */
+export async function ensureMainSummary(opts: EnsureStageOptions): Promise<MainSummary> {
+  const root = opts.root ?? projectRoot();
+  if (opts.preset === 'quick') {
+    const path = join(root, MAIN_RESULTS_DIR, 'summary.arrow');
+    if (existsSync(path)) return { rows: readArrow(path), path, ran: false };
+  }
+  const out = join(root, notebookMainDir(opts.preset));
+  const path = join(out, 'summary.arrow');
+  if (existsSync(path)) return { rows: readArrow(path), path, ran: false };
+  if (!opts.quiet) console.log(`[lens] no summary to reuse; running the main job into ${out}`);
+  const { rows } = await runMainJob({ preset: opts.preset, seed: opts.seed ?? 0, dataRoot: opts.dataRoot, out, quiet: opts.quiet });
+  return { rows, path, ran: true };
+}
