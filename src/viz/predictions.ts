@@ -33,7 +33,8 @@ export async function predictionPanel(
   const s = e.sample;
   const panel = await samplePanel(s, {
     masks: [{ mask: p.mask, color, alpha: 0.45 }],
-    boxes: p.box ? [{ xywh: inputBoxToOriginal(p.box, side, s.height, s.width), color }] : [],
+    // An inverted box (x2 <= x1 or y2 <= y1) is empty for the metrics and is not drawn.
+    boxes: p.box && p.box[2] > p.box[0] && p.box[3] > p.box[1] ? [{ xywh: inputBoxToOriginal(p.box, side, s.height, s.width), color }] : [],
     reasoning: false,
   });
   const text = p.text.length > answerChars ? `${p.text.slice(0, answerChars)}…` : p.text;

@@ -29,9 +29,12 @@ export async function rolloutOverlayPng(group: RolloutGroup, r: RolloutView, { s
     { mask: r.mask, color: ROLLOUT_COLOR, alpha: 0.45, outline: 1 },
   ];
   const boxes: BoxLayer[] = [{ xywh: xyxyToXywh(e.box), color: GT_BOX_COLOR }];
-  if (r.box) boxes.push({ xywh: xyxyToXywh(r.box), color: ROLLOUT_COLOR });
+  // An inverted box (x2 <= x1 or y2 <= y1) is empty for R_box (rewards.ts) and is not drawn.
+  if (r.box && r.box[2] > r.box[0] && r.box[3] > r.box[1]) boxes.push({ xywh: xyxyToXywh(r.box), color: ROLLOUT_COLOR });
   return overlayPng({ data: e.rgb, height: group.side, width: group.side }, { masks, boxes, ...(scale ? { scale } : {}) });
 }
+
+const boxText = (b: RolloutView['box']): string => (b ? `[${b.join(', ')}]${b[2] > b[0] && b[3] > b[1] ? '' : ' (inverted: empty)'}` : 'none');
 
 const fmt = (v: number, d = 3): string => (Number.isFinite(v) && !Number.isInteger(v) ? v.toFixed(d) : String(v));
 
@@ -41,7 +44,7 @@ export function rolloutRows(group: RolloutGroup): Array<Record<string, string | 
     '#': r.index,
     thinking: r.thinking ?? '(no <think> block)',
     answer: r.answer ?? `(no <answer> block) ${JSON.stringify(r.text)}`,
-    box: r.box ? `[${r.box.join(', ')}]` : 'none',
+    box: boxText(r.box),
     format: r.format,
     box_iou: r.boxReward,
     seg_iou: r.seg,
@@ -65,7 +68,7 @@ export async function rolloutBrowserBundle(group: RolloutGroup, { panelWidth = 1
     const img = `<img src="data:image/png;base64,${Buffer.from(pngs[i]!).toString('base64')}" width="${panelWidth}" style="image-rendering:pixelated" alt="rollout ${r.index}"/>`;
     return `<tr>${td(String(r.index))}${td(escapeXml(r.thinking ?? '(no <think> block)'), 'max-width:320px;white-space:pre-wrap;font-size:12px')}`
       + `${td(escapeXml(r.answer ?? r.text), 'max-width:220px;white-space:pre-wrap;font-size:12px;font-family:monospace')}`
-      + `${td(r.box ? `[${r.box.join(', ')}]` : 'none', 'font-family:monospace')}${td(img)}`
+      + `${td(escapeXml(boxText(r.box)), 'font-family:monospace')}${td(img)}`
       + `${num(r.format)}${num(r.boxReward)}${num(r.seg)}${num(r.total)}${num(r.advantage, adv)}</tr>`;
   });
   const caption = `"${e.sentence}" (${e.id}; ${e.family}/${e.split}); truth box [${e.box.join(', ')}], ${group.rollouts.length} rollouts`;

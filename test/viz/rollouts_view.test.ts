@@ -19,6 +19,7 @@ const group: RolloutGroup = {
   example, side, rollouts: [
     rollout(0, { text: '<think>a & b</think><answer>[1, 1, 3, 3]</answer>', thinking: 'a & b', answer: '[1, 1, 3, 3]', box: [1, 1, 3, 3], format: 1, boxReward: 1, seg: 0.5, total: 2.5, advantage: 0.7 }),
     rollout(1, { text: 'junk', total: 0, advantage: -0.7 }),
+    rollout(2, { text: '<answer>[3, 1, 1, 3]</answer>', answer: '[3, 1, 1, 3]', box: [3, 1, 1, 3] }),
   ],
 };
 
@@ -31,8 +32,8 @@ describe('rollout browser view', () => {
   it('has one escaped table row per rollout with its overlay, rewards and a signed advantage colour', async () => {
     const b = await rolloutBrowserBundle(group);
     const html = b['text/html'] as string;
-    expect(html.match(/<tr>/g)!.length).toBe(3); // header + 2 rollouts
-    expect(html.match(/data:image\/png;base64,/g)!.length).toBe(2);
+    expect(html.match(/<tr>/g)!.length).toBe(4); // header + 3 rollouts
+    expect(html.match(/data:image\/png;base64,/g)!.length).toBe(3);
     expect(html).toContain('a &amp; b');
     expect(html).toContain('the &lt;red&gt; star');
     expect(html).toContain('color:#00a070">0.700');
@@ -43,5 +44,6 @@ describe('rollout browser view', () => {
   it('says when a completion has no think or answer block', () => {
     const rows = rolloutRows(group);
     expect(rows[1]).toMatchObject({ thinking: '(no <think> block)', answer: '(no <answer> block) "junk"', box: 'none' });
+    expect(rows[2]!.box).toBe('[3, 1, 1, 3] (inverted: empty)'); // drawn as no box: overlay refuses w < 0
   });
 });
