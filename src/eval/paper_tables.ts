@@ -113,3 +113,39 @@ export function rankOrder(values: Record<string, number | null | undefined>): st
     .sort((a, b) => b.v - a.v || a.i - b.i)
     .map((e) => e.k);
 }
+
+/** Our model columns (main_job.ts MAIN_JOB_MODELS) and the paper's method each is compared with. */
+export const ORDERING_PAIRS = [
+  { ours: 'lens-stage2', name: 'LENS', paper: PAPER_METHODS[0] },
+  { ours: 'lisa', name: 'LISA', paper: PAPER_METHODS[1] },
+  { ours: 'segzero', name: 'Seg-Zero', paper: PAPER_METHODS[2] },
+] as const;
+
+/** One split's ranking of LENS, LISA and Seg-Zero by cIoU, ours vs the paper's. */
+export interface OrderingRow {
+  split: string;
+  /** e.g. 'LISA > LENS > Seg-Zero', best first. */
+  ours: string;
+  paper: string;
+  same: boolean;
+}
+
+/**
+ * For each split where the paper reports all three methods' cIoU: the order of ours
+ * (summary rows with `<model>_ciou`, main_job.ts summaryRows) next to the paper's.
+ */
+export function orderingRows(summary: ReadonlyArray<Record<string, unknown>>, t: PaperTables): OrderingRow[] {
+  return summary.flatMap((row) => {
+    const split = String(row.split);
+    const reason = split.startsWith('reasonseg/');
+    const paper = Object.fromEntries(ORDERING_PAIRS.map((p) => [p.name, paperMetric(t, reason ? p.paper.table2 : p.paper.table1, split, 'ciou')]));
+    if (Object.values(paper).some((v) => v === null)) return [];
+    const ours = Object.fromEntries(ORDERING_PAIRS.map((p) => {
+      const v = row[`${p.ours}_ciou`];
+      return [p.name, typeof v === 'number' ? v : null];
+    }));
+    const a = rankOrder(ours).join(' > ');
+    const b = rankOrder(paper).join(' > ');
+    return [{ split, ours: a, paper: b, same: a === b }];
+  });
+}

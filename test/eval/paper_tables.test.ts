@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPaperTables, paperMetric, paperRows, rankOrder } from '../../src/eval/paper_tables';
+import { loadPaperTables, orderingRows, paperMetric, paperRows, rankOrder } from '../../src/eval/paper_tables';
 
 const dir = mkdtempSync(join(tmpdir(), 'lens-paper-'));
 const file = join(dir, 'paper-tables.json');
@@ -47,5 +47,20 @@ describe('rankOrder', () => {
   it('orders best first, leaving out missing values, ties in given order', () => {
     expect(rankOrder({ a: 30, b: 50, c: null })).toEqual(['b', 'a']);
     expect(rankOrder({ x: 1, y: 1, z: 2 })).toEqual(['z', 'x', 'y']);
+  });
+});
+
+describe('orderingRows', () => {
+  it('ranks ours and the paper on the splits where the paper has all three, and says whether they agree', () => {
+    const t = loadPaperTables(file);
+    const summary = [
+      { split: 'refcoco/val', 'lens-stage2_ciou': 30, lisa_ciou: 20, segzero_ciou: 10 }, // Seg-Zero-3B not reported: left out
+      { split: 'refcoco/testA', 'lens-stage2_ciou': 30, lisa_ciou: 20, segzero_ciou: 25 },
+      { split: 'reasonseg/val', 'lens-stage2_ciou': 10, lisa_ciou: 20, segzero_ciou: 5 },
+    ];
+    expect(orderingRows(summary, t)).toEqual([
+      { split: 'refcoco/testA', ours: 'LENS > Seg-Zero > LISA', paper: 'LENS > Seg-Zero > LISA', same: true },
+      { split: 'reasonseg/val', ours: 'LISA > LENS > Seg-Zero', paper: 'LENS > LISA > Seg-Zero', same: false },
+    ]);
   });
 });
