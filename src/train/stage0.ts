@@ -625,6 +625,39 @@ export function evaluateAnswers(
   return { n, formatRate: n ? fmt / n : NaN, boxAcc50: n ? hit / n : NaN, boxIou: n ? iouSum / n : NaN, sample };
 }
 
+/**
+ * How much the answers depend on the image: the teacher-forced answer NLL (sftLoss) of
+ * `examples` with their own images, and with the images rolled by one place inside each
+ * batch (every prompt paired with another sample's picture). `gain` = shuffled - own:
+ * ~0 means the MLLM answers from the text alone (the failure mode of issue #5: the
+ * boxes cannot be right then); a grounded model pays for the wrong picture.
+ */
+export function imageDependence(model: LensModel, tok: Tokenizer, examples: readonly TrainExample[], { batch }: { batch: number }): { own: number; shuffled: number; gain: number } {
+  const side = model.config.imageSize;
+  let own = 0;
+  let shuffled = 0;
+  let rows = 0;
+  for (let s = 0; s < examples.length; s += batch) {
+    const chunk = examples.slice(s, s + batch);
+    if (chunk.length < 2) break; // a lone sample has no other picture to swap in
+    const b = encodeBatch(tok, chunk, { numVisual: model.vision.numTokens, side, withAnswer: true });
+    try {
+      const [a, r] = tf.tidy(() => {
+        const rolled = tf.concat([tf.slice(b.images, [1, 0, 0, 0], [-1, -1, -1, -1]), tf.slice(b.images, [0, 0, 0, 0], [1, -1, -1, -1])], 0) as tf.Tensor4D;
+        return [sftLoss(model, b).dataSync()[0]!, sftLoss(model, { ...b, images: rolled }).dataSync()[0]!];
+      });
+      own += a! * chunk.length;
+      shuffled += r! * chunk.length;
+      rows += chunk.length;
+    } finally {
+      disposeBatch(b);
+    }
+  }
+  const o = own / rows;
+  const sh = shuffled / rows;
+  return { own: o, shuffled: sh, gain: sh - o };
+}
+
 // ---------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------
@@ -763,8 +796,13 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
       for (const f of TRAIN_FAMILIES) {
         const val = await loadExamples(opts.dataRoot, f, 'val', { imageSize: side, allSentences: false, limit: cfg.evalPerSplit, quiet: true });
         const r = evaluateAnswers(model, tok, val, { batch: cfg.evalBatch, maxNewTokens });
-        metrics.push({ split: `${f}/val`, n: r.n, formatRate: r.formatRate, boxAcc50: r.boxAcc50, boxIou: r.boxIou });
-        log(opts.quiet, `stage 0b: ${f}/val format ${r.formatRate.toFixed(3)}, box Acc@0.5 ${r.boxAcc50.toFixed(3)}, mean box IoU ${r.boxIou.toFixed(3)} (n = ${r.n}); e.g. ${r.sample.slice(0, 160)}`);
+        const dep = imageDependence(model, tok, val, { batch: cfg.evalBatch });
+        metrics.push({ split: `${f}/val`, n: r.n, formatRate: r.formatRate, boxAcc50: r.boxAcc50, boxIou: r.boxIou, answerNll: dep.own, answerNllOtherImage: dep.shuffled });
+        log(
+          opts.quiet,
+          `stage 0b: ${f}/val format ${r.formatRate.toFixed(3)}, box Acc@0.5 ${r.boxAcc50.toFixed(3)}, mean box IoU ${r.boxIou.toFixed(3)}, ` +
+            `answer NLL ${dep.own.toFixed(3)} (${dep.shuffled.toFixed(3)} with another sample's image) (n = ${r.n}); e.g. ${r.sample.slice(0, 160)}`,
+        );
       }
       log(opts.quiet, `stage 0b: evaluation took ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     }

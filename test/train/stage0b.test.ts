@@ -15,7 +15,7 @@ import { readSafetensors } from '../../src/util/safetensors';
 import { fitTokenizer, loadExamples, type TrainExample } from '../../src/train/data';
 import { InterruptedRun } from '../../src/train/loop';
 import { loadStageModel } from '../../src/train/stage_io';
-import { boxIouXyxy, capReasoning, checkTokenizerFits, fitVocabulary, runPretrain, runStage0b } from '../../src/train/stage0';
+import { boxIouXyxy, capReasoning, checkTokenizerFits, fitVocabulary, imageDependence, runPretrain, runStage0b } from '../../src/train/stage0';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-stage0b-'));
 const data = join(root, 'data');
@@ -30,6 +30,25 @@ beforeAll(async () => {
 });
 
 describe('stage 0b pieces', () => {
+  it('imageDependence: the answer NLL moves when each prompt gets another sample\'s image (the image reaches the answer), no tensor left', async () => {
+    const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 6, quiet: true });
+    const tok = fitTokenizer(ex);
+    const model = buildLens({ preset: 'tiny', mllm: { vocabSize: 512 } }, { seed: 3 });
+    const before = tf.memory().numTensors;
+    const dep = imageDependence(model, tok, ex, { batch: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Number.isFinite(dep.own) && Number.isFinite(dep.shuffled)).toBe(true);
+    expect(dep.gain).toBeCloseTo(dep.shuffled - dep.own, 12);
+    expect(Math.abs(dep.gain)).toBeGreaterThan(1e-7); // an untrained model still sees its picture
+    // With the vision encoder's output zeroed the picture cannot matter: the gain is exactly 0.
+    const v = model.vision.merger.fc2.weight;
+    const b = model.vision.merger.fc2.bias!;
+    v.assign(tf.zerosLike(v));
+    b.assign(tf.zerosLike(b));
+    expect(imageDependence(model, tok, ex, { batch: 3 }).gain).toBe(0);
+    model.dispose();
+  });
+
   it('the tokenizer-size check says which field to raise, and to what', async () => {
     const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 6, quiet: true });
     const tok = fitTokenizer(ex);
