@@ -162,7 +162,10 @@ export interface AblationOptions {
   settings?: Partial<TableSettings>;
   /** Only the cells with these labels (tests); default all. */
   cells?: readonly string[];
+  /** No output at all. */
   quiet?: boolean;
+  /** Show the stage runs' own progress (default true; notebooks on tiny turn it off and keep the one-line cell log). */
+  stageOutput?: boolean;
 }
 
 /** The default table folder of a preset. */
@@ -259,6 +262,7 @@ interface Context {
   base: LensConfig;
   /** The stage-0 folder, resolved (and trained if needed) on first use only. */
   pretrain: () => Promise<string>;
+  /** Quiet stage runs. */
   quiet?: boolean;
 }
 
@@ -374,6 +378,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ file: string
   const cells = opts.cells ? grid.cells.filter((c) => opts.cells!.includes(c.label)) : grid.cells;
   if (opts.cells && cells.length !== opts.cells.length) throw new Error(`ablation cells: expected labels among ${grid.cells.map((c) => JSON.stringify(c.label)).join(', ')}, got ${JSON.stringify(opts.cells)}`);
   let rows = readAblationTable(out, opts.table);
+  const stageQuiet = opts.quiet === true || opts.stageOutput === false;
   let pretrain: string | null = null;
   const ctx: Context = {
     preset,
@@ -383,21 +388,21 @@ export async function runAblation(opts: AblationOptions): Promise<{ file: string
     base: resolveLensConfig(preset),
     pretrain: async () => {
       if (pretrain === null) {
-        const dir = await resolvePretrain({ preset, dataRoot: opts.dataRoot, from: opts.from, quiet: opts.quiet, out });
+        const dir = await resolvePretrain({ preset, dataRoot: opts.dataRoot, from: opts.from, quiet: stageQuiet, out });
         const saved = savedConfig(dir);
         if (saved.preset !== preset) throw new Error(`${join(dir, MODEL_FILE)}: a '${saved.preset}' model, but the ablation runs preset '${preset}'; pass --from a ${preset} pretrain folder`);
         pretrain = dir;
       }
       return pretrain;
     },
-    quiet: opts.quiet,
+    quiet: stageQuiet,
   };
   for (const cell of cells) {
     for (const seed of seeds) {
       const plan = planCell(ctx, cell, seed);
       if (rows.some((r) => r.cell === cell.label && r.seed === seed && r.run === plan.run)) continue;
+      await ctx.pretrain(); // shared by every cell: not counted in this cell's seconds
       const t0 = performance.now();
-      log(opts.quiet, `${opts.table} ${cell.label} seed ${seed}`);
       const m = await plan.compute();
       const row: AblationRow = {
         table: opts.table,
@@ -412,6 +417,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ file: string
         seconds: (performance.now() - t0) / 1000,
         run: plan.run,
       };
+      log(opts.quiet, `${opts.table} ${cell.label} seed ${seed}: cIoU ${row.ciou.toFixed(1)} (${row.n} sentences, ${row.seconds.toFixed(0)} s) -> ${row.run}`);
       rows = [...rows.filter((r) => !(r.cell === cell.label && r.seed === seed)), row];
       const order = new Map(grid.cells.map((g, i) => [g.label, i]));
       rows.sort((a, b) => (order.get(a.cell) ?? 1e9) - (order.get(b.cell) ?? 1e9) || a.seed - b.seed);
