@@ -29,6 +29,9 @@
  *   over the resolved stage config and model sections), never by the cell: Table 3's
  *   default-M cell, Table 4's `vit` cell and Table 5 rows 4 / 5's alignment are the SAME
  *   folder for a seed whenever their stage settings agree, and are trained once.
+ *   The stage-0 folder is not part of the names (they must not depend on where a
+ *   checkout lives, or committed tables would not be found again): a table folder belongs
+ *   to one stage 0; after changing it, delete `runs/` and the table files.
  * - Resumable: the table file is rewritten atomically after every finished cell x seed; a
  *   rerun skips the rows already there for the same run folder name, and an interrupted
  *   run folder resumes from its checkpoint. Scores are cached per run folder
