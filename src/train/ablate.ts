@@ -108,7 +108,7 @@ export const ABLATION_GRIDS: Record<AblationTable, AblationGrid> = {
     table: 'rewards',
     title: 'Table 5: context module, alignment and reward components (cIoU, RefCOCO testA)',
     cells: [
-      { label: '1 no context module (box -> SAM)', row: { contextModule: false, align: false, rewardWeights: { format: 0, box: 0, seg: 0 } }, paper: 79.3 },
+      { label: '1 box -> SAM', row: { contextModule: false, align: false, rewardWeights: { format: 0, box: 0, seg: 0 } }, paper: 79.3 },
       { label: '2 + context, R_box', row: { contextModule: true, align: false, rewardWeights: { format: 0, box: 1, seg: 0 } }, paper: null },
       { label: '3 + R_format', row: { contextModule: true, align: false, rewardWeights: { format: 1, box: 1, seg: 0 } }, paper: 72.3 },
       { label: '4 + alignment', row: { contextModule: true, align: true, rewardWeights: { format: 1, box: 1, seg: 0 } }, paper: 81.9 },
