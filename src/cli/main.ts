@@ -23,6 +23,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   grpo: { summary: 'stage 2: GRPO with unified rewards + L_seg (--from an align run)', load: async () => (await import('./grpo')).run },
   'train-baseline': { summary: 'train a baseline from a stage-0 run: lisa (supervised [SEG]) or segzero (RL on format + box, frozen SAM)', load: async () => (await import('./train-baseline')).run },
   pretrain: { summary: 'stage 0: mini-SAM on box / point prompts (0a), MLLM SFT on the LENS format (0b)', load: async () => (await import('./pretrain')).run },
+  ablate: { summary: 'the paper\'s ablation tables 3-5 (queries | connector | rewards) over seeds, with the paper\'s numbers and a verdict', load: async () => (await import('./ablate')).run },
 };
 
 function usage(): string {

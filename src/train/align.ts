@@ -28,7 +28,7 @@ import { batchIndices, encodeBatch, disposeBatch, type TrainExample } from './da
 import { trainLoop, type StepPlan } from './loop';
 import { evaluateLens, DEFAULT_MAX_NEW_TOKENS } from './predict';
 import { Run } from './run';
-import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
+import { evaluationSplits, loadStageModel, loadStageModelRebuilt, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
 /** Stage-1 settings. */
 export interface AlignConfig {
@@ -296,9 +296,10 @@ export async function runAlign(opts: AlignRunOptions): Promise<{ dir: string; me
   const backend = await initBackend({ quiet: true });
   const cfg = resolveAlignConfig(opts.preset, opts.config ?? {});
   const from = resolve(opts.from);
-  const { model, tokenizer } = loadStageModel(from);
+  const { model, tokenizer } = opts.model ? loadStageModelRebuilt(from, opts.model, opts.seed) : loadStageModel(from);
   try {
-    const run = Run.open(opts.out, { kind: 'align', seed: opts.seed, backend, config: { preset: opts.preset, from, data: resolve(opts.dataRoot), align: cfg }, resume: opts.resume });
+    const config = { preset: opts.preset, from, data: resolve(opts.dataRoot), align: cfg, ...(opts.model ? { model: opts.model } : {}) };
+    const run = Run.open(opts.out, { kind: 'align', seed: opts.seed, backend, config, resume: opts.resume });
     const examples = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
     if (examples.length < cfg.batchSize) throw new Error(`align: ${examples.length} training sentences under ${opts.dataRoot}, fewer than batchSize ${cfg.batchSize}`);
     const params = model.stageSplit('stage1').trainable;

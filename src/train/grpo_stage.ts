@@ -36,7 +36,7 @@ import { trainLoop, type StepPlan } from './loop';
 import { DEFAULT_MAX_NEW_TOKENS, evaluateLens } from './predict';
 import { boxIouReward, formatReward, meanStd, segIouReward, unifiedReward, type RewardWeights } from './rewards';
 import { Run } from './run';
-import { evaluationSplits, loadStageModel, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
+import { evaluationSplits, loadStageModel, loadStageModelRebuilt, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
 /** Stage-2 settings. */
 export interface GrpoStageConfig {
@@ -352,11 +352,12 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
   const backend = await initBackend({ quiet: true });
   const cfg = resolveGrpoStageConfig(opts.preset, opts.config ?? {});
   const from = resolve(opts.from);
-  const { model, tokenizer } = loadStageModel(from);
-  const refModel = cfg.beta !== 0 ? loadStageModel(from).model : null;
+  const { model, tokenizer } = opts.model ? loadStageModelRebuilt(from, opts.model, opts.seed) : loadStageModel(from);
+  const refModel = cfg.beta !== 0 ? loadStageModel(from).model : null; // the reference reads only vision + MLLM: same either way
   try {
     refModel?.setTrainable(false);
-    const run = Run.open(opts.out, { kind: 'grpo', seed: opts.seed, backend, config: { preset: opts.preset, from, data: resolve(opts.dataRoot), grpo: cfg }, resume: opts.resume });
+    const config = { preset: opts.preset, from, data: resolve(opts.dataRoot), grpo: cfg, ...(opts.model ? { model: opts.model } : {}) };
+    const run = Run.open(opts.out, { kind: 'grpo', seed: opts.seed, backend, config, resume: opts.resume });
     const pool = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
     if (pool.length < cfg.promptsPerStep) throw new Error(`grpo: ${pool.length} training sentences under ${opts.dataRoot}, fewer than promptsPerStep ${cfg.promptsPerStep}`);
     const params = model.stageSplit('stage2').trainable;

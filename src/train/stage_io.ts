@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Family } from '../data/index';
 import type { ConfigDelta } from '../config';
-import type { PresetName } from '../model/presets';
+import type { LensConfig, LensConfigDelta, PresetName } from '../model/presets';
 import { SPLITS } from '../data/index';
-import { loadLens, saveLens } from '../model/presets';
+import { buildLens, loadLens, saveLens } from '../model/presets';
 import type { LensModel } from '../model/lens';
 import { Tokenizer } from '../model/tokenizer';
 import { loadExamples, type TrainExample } from './data';
@@ -33,6 +33,67 @@ export function loadStageModel(dir: string): { model: LensModel; tokenizer: Toke
   }
   const { model, metadata } = loadLens(m);
   return { model, tokenizer: Tokenizer.load(t), metadata };
+}
+
+/** What `loadStageModelRebuilt` always re-initialises: the context queries and the connector. */
+export const REBUILT_PARTS: readonly string[] = ['context.', 'connector.'];
+
+/** Fields presets.ts derives (never set in a delta): dropped from a saved config before a delta is merged. */
+const DERIVED: Record<string, readonly string[]> = {
+  vision: ['imageSize', 'outDim'],
+  sam: ['imageSize'],
+  context: ['dim'],
+  connector: ['inDim', 'outDim', 'numQueries'],
+};
+
+/**
+ * A saved LensConfig with `delta` merged over it, as a delta buildLens resolves: every
+ * section's saved fields (derived ones dropped, presets.ts derives them again) overridden
+ * by the delta's. E.g. `{ context: { numQueries: 32 } }` over a quick config gives the
+ * quick model with 32 queries and a connector reading 32.
+ */
+export function mergeLensDelta(saved: LensConfig, delta: LensConfigDelta): LensConfigDelta {
+  const out: Record<string, unknown> = { preset: delta.preset ?? saved.preset, imageSize: delta.imageSize ?? saved.imageSize };
+  for (const section of ['vision', 'mllm', 'context', 'connector', 'sam'] as const) {
+    const s: Record<string, unknown> = { ...(saved[section] as object) };
+    for (const k of DERIVED[section] ?? []) delete s[k];
+    out[section] = { ...s, ...(delta[section] ?? {}) };
+  }
+  return out as LensConfigDelta;
+}
+
+/**
+ * The model of stage run `dir` rebuilt for an ablation cell (Tables 3, 4; Table 5's rows
+ * without alignment): the saved config with `delta` merged (mergeLensDelta), built with
+ * `seed`, so the context queries and the connector start FRESH (N(0, 0.02) queries, the
+ * connector's own init) at the delta's sizes, then every other parameter whose name and
+ * shape match copied from the saved model (vision encoder, MLLM, SAM: the paper ablates
+ * from the same pretrained weights). Parts under `fresh` (default REBUILT_PARTS) are never
+ * copied. Returns the names kept and the names left fresh.
+ */
+export function loadStageModelRebuilt(
+  dir: string,
+  delta: LensConfigDelta,
+  seed: number,
+  fresh: readonly string[] = REBUILT_PARTS,
+): { model: LensModel; tokenizer: Tokenizer; metadata: Record<string, string>; kept: string[]; rebuilt: string[] } {
+  const saved = loadStageModel(dir);
+  try {
+    const model = buildLens(mergeLensDelta(saved.model.config, delta), { seed });
+    const from = new Map(saved.model.namedParameters());
+    const kept: string[] = [];
+    const rebuilt: string[] = [];
+    for (const [name, v] of model.namedParameters()) {
+      const s = from.get(name);
+      if (!fresh.some((p) => name.startsWith(p)) && s && s.shape.join() === v.shape.join()) {
+        v.assign(s);
+        kept.push(name);
+      } else rebuilt.push(name);
+    }
+    return { model, tokenizer: saved.tokenizer, metadata: saved.metadata, kept, rebuilt };
+  } finally {
+    saved.model.dispose();
+  }
 }
 
 /** The families every stage trains on (the paper trains on the RefCOCO family mixture plus reasoning data). */
@@ -62,6 +123,12 @@ export interface StageRunOptions<C> {
   /** The earlier stage's run folder (model.safetensors + tokenizer.json) to start from. */
   from?: string;
   config?: ConfigDelta<C>;
+  /**
+   * Stages 1 and 2 only (ablations): start from `from` with the context queries and the
+   * connector rebuilt at these sizes and freshly initialised from `seed`, every other
+   * weight kept (loadStageModelRebuilt); `{}` = the saved sizes, fresh weights.
+   */
+  model?: LensConfigDelta;
   quiet?: boolean;
   /** Stops after this step as if killed (resume tests). */
   stopAfter?: number;

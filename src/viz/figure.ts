@@ -19,6 +19,19 @@ export interface ScatterTrace {
   mode?: 'lines' | 'markers' | 'lines+markers';
   line?: { color?: string; dash?: 'solid' | 'dash' | 'dot'; width?: number };
   marker?: { color?: string; size?: number };
+  /** Symmetric vertical error bars (Plotly `error_y` of type 'data'): one half-length per point, null = none. */
+  error_y?: ErrorBars;
+}
+
+/** Plotly's `error_y` with explicit values (`type: 'data'`). */
+export interface ErrorBars {
+  type: 'data';
+  array: Array<number | null>;
+  visible?: boolean;
+  color?: string;
+  thickness?: number;
+  /** Cap width in pixels (Plotly default 4). */
+  width?: number;
 }
 
 /** Bars (Plotly `bar`): vertical bars have categories in `x`, horizontal (`orientation: 'h'`) in `y`. */

@@ -16,3 +16,4 @@ export * from './notebook';
 export * from './samples';
 export * from './anatomy';
 export * from './environment';
+export * from './ablation';

@@ -248,7 +248,10 @@ export function renderSvg(fig: Figure): string {
       ys.push(t.y ? [...t.y].map(String) : Array.from({ length: t.z.length }, (_, i) => String(i)));
     } else {
       xs.push(t.x as Datum[]);
-      ys.push(t.y as Datum[]);
+      // error bars widen the value range: their ends join the trace's values for the scale
+      const e = t.type === 'scatter' ? t.error_y?.array : undefined;
+      const ends = e ? t.y.flatMap((y, i) => (typeof y === 'number' && typeof e[i] === 'number' ? [y - e[i]!, y + e[i]!] : [])) : [];
+      ys.push([...(t.y as Datum[]), ...ends]);
     }
   }
   const xCat = isHeatmap || isCategoryAxis(L.xaxis, xs);
@@ -384,6 +387,20 @@ function drawScatter(out: string[], t: ScatterTrace, color: string, xs: Scale, y
       else flush(); // a gap, as Plotly draws null values
     }
     flush();
+  }
+  const err = t.error_y;
+  if (err && err.visible !== false) {
+    const cap = (err.width ?? 4);
+    const stroke = err.color ?? color;
+    t.y.forEach((y, i) => {
+      const e = err.array[i];
+      const px = pts[i]![0];
+      if (typeof y !== 'number' || typeof e !== 'number' || !Number.isFinite(e) || !Number.isFinite(px)) return;
+      const lo = ys.map(y - e);
+      const hi = ys.map(y + e);
+      if (!Number.isFinite(lo) || !Number.isFinite(hi)) return;
+      out.push(`<path d="M${r2(px)},${r2(lo)}V${r2(hi)}M${r2(px - cap)},${r2(lo)}H${r2(px + cap)}M${r2(px - cap)},${r2(hi)}H${r2(px + cap)}" fill="none" stroke="${stroke}" stroke-width="${err.thickness ?? 2}"/>`);
+    });
   }
   if (mode.includes('markers')) {
     const rad = (t.marker?.size ?? 6) / 2;
