@@ -5,13 +5,12 @@
  * printed as Markdown with the paper's numbers and the verdict. `--report` only prints.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../backend';
 import { ensureBenchmark } from '../data/generate/benchmark';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
 import { ABLATION, ABLATION_TABLES, ablationDir, ablationReport, runAblation, type AblationTable } from '../train/ablate';
 import { projectRoot } from '../util/paths';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 
 const HELP = `usage: lens ablate queries|connector|rewards|all [--preset tiny|quick|paper] [--seeds N] [--data DIR] [--out DIR] [--from DIR] [--report]
 
@@ -44,12 +43,7 @@ export interface AblateArgs {
 
 /** Parses argv; throws UsageError naming the flag. */
 export function parseAblateArgs(argv: string[]): AblateArgs {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
+  const { values, positionals } = parseFlags(argv, {
         preset: { type: 'string', default: 'quick' },
         seeds: { type: 'string' },
         data: { type: 'string' },
@@ -58,13 +52,7 @@ export function parseAblateArgs(argv: string[]): AblateArgs {
         report: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${HELP}`);
-  }
+      }, HELP, { positionals: true });
   const help = values.help === true;
   const preset = values.preset as string;
   if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(', ')}, got '${preset}'`);

@@ -15,10 +15,9 @@
  * RUN/eval.arrow and RUN/predictions/*.json (files this same command scores with --pred),
  * and prints a table.
  */
-import { parseArgs } from 'node:util';
 import { FAMILIES, SPLITS, loadSplit, parseSplitName } from '../data/index';
 import { readPredictions, scorePredictions } from '../eval/predictions';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 import { join } from 'node:path';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
 import { projectRoot } from '../util/paths';
@@ -45,11 +44,7 @@ With --trivial: scores the two trivial predictors (largest instance; a seeded ra
 instance, --seed, default 0) on the same splits and subset; prints a table.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values: { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; trivial?: boolean; seed?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
+  const { values } = parseFlags(argv, {
         data: { type: 'string' },
         split: { type: 'string', multiple: true },
         pred: { type: 'string' },
@@ -60,13 +55,7 @@ export async function run(argv: string[]): Promise<number> {
         trivial: { type: 'boolean' },
         seed: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${HELP}`);
-  }
+      }, HELP);
   if (values.help) {
     console.log(HELP);
     return 0;

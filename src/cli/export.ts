@@ -5,14 +5,13 @@
  * stage-2 train step on the active backend (the README's per-preset table).
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { syntheticLensBatch, type LensModel } from '../model/lens';
 import { segLoss, tokenCrossEntropy } from '../model/losses';
 import { LENS_COMPONENTS, PRESET_NAMES, buildLens, saveComponent, saveLens, type LensComponent, type LensConfigDelta, type PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 
 const HELP = `usage: lens export --preset NAME --out FILE [options]
 
@@ -90,11 +89,7 @@ async function bench(model: LensModel, batchSize: number): Promise<void> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
+  const { values } = parseFlags(argv, {
         preset: { type: 'string' },
         out: { type: 'string' },
         config: { type: 'string' },
@@ -104,12 +99,7 @@ export async function run(argv: string[]): Promise<number> {
         bench: { type: 'boolean' },
         batch: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+      }, HELP);
   if (values.help) {
     console.log(HELP);
     return 0;

@@ -5,11 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { generateBenchmark } from '../data/generate/benchmark';
 import { SCALES, resolveGenerateConfig, type GenerateConfig, type Scale } from '../data/generate/config';
 import { formatStats } from '../data/generate/stats';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 
 const USAGE = `usage: lens generate --out DIR [--seed N] [--scale tiny|quick|paper] [--config FILE] [--force] [--quiet]
 
@@ -41,11 +40,7 @@ export function parseSeed(text: string | undefined): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
+  const { values } = parseFlags(argv, {
         out: { type: 'string' },
         seed: { type: 'string' },
         scale: { type: 'string' },
@@ -53,13 +48,7 @@ export async function run(argv: string[]): Promise<number> {
         force: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-  }
+      }, USAGE);
   if (values.help) {
     console.log(USAGE);
     return 0;

@@ -6,12 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ensureBenchmark } from '../data/generate/benchmark';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
 import { defaultRunsDir } from '../train/run';
 import { projectRoot } from '../util/paths';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 
 export interface StageArgs {
   preset: PresetName;
@@ -48,28 +47,24 @@ export interface StageArgsSpec {
 /** Parses a training command's flags; --help returns with `help` set and skips the required checks. */
 export function parseStageArgs(argv: string[], spec: StageArgsSpec): StageArgs {
   const own = spec.options ?? {};
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      options: {
-        preset: { type: 'string', default: 'quick' },
-        seed: { type: 'string', default: '0' },
-        out: { type: 'string' },
-        resume: { type: 'boolean', default: false },
-        from: { type: 'string' },
-        data: { type: 'string' },
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-        ...Object.fromEntries(Object.entries(own).map(([k, d]) => [k, { type: 'string' as const, default: d }])),
-      },
-      strict: true,
-      allowPositionals: spec.positionals ?? false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${spec.help}`);
-  }
+  const parsed = parseFlags(
+    argv,
+    {
+      preset: { type: 'string', default: 'quick' },
+      seed: { type: 'string', default: '0' },
+      out: { type: 'string' },
+      resume: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      data: { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+      ...Object.fromEntries(Object.entries(own).map(([k, d]) => [k, { type: 'string' as const, default: d }])),
+    },
+    spec.help,
+    { positionals: spec.positionals ?? false },
+  );
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const positionals = parsed.positionals;
   const help = values.help === true;
   const preset = values.preset as string;
   if (!(PRESET_NAMES as readonly string[]).includes(preset)) throw new UsageError(`--preset: expected one of ${PRESET_NAMES.join(', ')}, got '${preset}'`);

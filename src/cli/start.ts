@@ -4,12 +4,11 @@
  * all evaluation splits, one summary table under results/main/.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../backend';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
 import { runMainJob } from '../train/main_job';
 import { projectRoot } from '../util/paths';
-import { UsageError } from './errors';
+import { parseFlags, UsageError } from './errors';
 
 /** Where `npm start` keeps the default benchmark. */
 export const DEFAULT_BENCH_DIR = join('data', 'bench');
@@ -21,17 +20,7 @@ gIoU / cIoU table (defaults: quick preset, seed 0, data/bench, results/main).
 Rerunning continues an interrupted job: finished stages are skipped.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { preset: { type: 'string' }, seed: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${USAGE}`);
-  }
+  const { values } = parseFlags(argv, { preset: { type: 'string' }, seed: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, USAGE);
   if (values.help) {
     console.log(USAGE);
     return 0;
