@@ -3,7 +3,7 @@
  * ground, i.e. to read the target's position from the image, and what helps it?
  *
  * Trains the vision encoder + MLLM of a stage-0a model on the LENS answers (stage 0b's
- * SFT, same data, batches and schedule shape) with up to three changes, each off by default:
+ * SFT, same data, batches and schedule shape) with up to four changes, each off by default:
  * - `--pointer W`: an auxiliary loss, weight W. The last-layer state of the answer's
  *   `[` before the box (the position that predicts x1) is dotted with the last-layer states
  *   of the V visual tokens (scaled by 1 / sqrt(C)); the softmax over V is trained by
@@ -15,16 +15,21 @@
  *   columns; Qwen2.5-VL's mRoPE gives visual tokens their (h, w) positions).
  * - `--coord-sigma s`: the 4 box coordinates are scored against a Gaussian over the integer
  *   tokens (std s pixels) instead of one-hot: a neighbour of the right value costs less.
+ * - `--describe F`: a fraction F of every batch is a "describe" example instead: the
+ *   prompt "list every object." and, as the answer, every instance of the picture with its
+ *   box and category (the RefCOCO families' COCO instances), tokens only the picture can
+ *   predict (the role of a real MLLM's grounding pretraining data).
  *
  * Every `--eval-every` steps: greedy answers on `--eval` refcoco val sentences (format
  * rate, box Acc@0.5, mean box IoU) and the answers' NLL with their own vs another
  * sample's image (stage0.ts imageDependence). Rows go to OUT/eval.arrow, the model to
  * OUT/model.safetensors (without the --pos2d code: load it with this script's flag).
+ * `--steps 0` only scores the model of --from (e.g. --from results/main/pretrain/0b).
  *
  *   npx tsx experiments/stage0b_grounding.ts --out results/experiments/sft            # stage 0b as is
  *   npx tsx experiments/stage0b_grounding.ts --pointer 1 --pos2d 0.5 --coord-sigma 1.5 --steps 5000 --out results/experiments/ptr
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -35,7 +40,8 @@ import { loadLens } from '../src/model/presets';
 import { IMAGE_ID, Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { writeArrow, type Row } from '../src/util/arrow';
-import { batchIndices, disposeBatch, encodeBatch, loadExamples, type Batch, type TrainExample } from '../src/train/data';
+import { batchIndices, boxToInput, disposeBatch, encodeBatch, loadExamples, type Batch, type TrainExample } from '../src/train/data';
+import { loadSplit } from '../src/data/index';
 import { AdamW, clipByGlobalNorm } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
@@ -51,6 +57,7 @@ const { values: a } = parseArgs({
     batch: { type: 'string', default: '16' },
     lr: { type: 'string', default: '1e-3' },
     pointer: { type: 'string', default: '0' },
+    describe: { type: 'string', default: '0' },
     pos2d: { type: 'string', default: '0' },
     'coord-sigma': { type: 'string', default: '0' },
     'eval-every': { type: 'string', default: '300' },
@@ -68,6 +75,36 @@ const BATCH = num('batch');
 const POINTER = num('pointer');
 const POS2D = num('pos2d');
 const SIGMA = num('coord-sigma');
+const DESCRIBE = num('describe');
+if (DESCRIBE > 1) throw new Error(`--describe: expected a fraction in [0, 1], got ${DESCRIBE}`);
+const DESCRIBE_PROMPT = 'list every object.';
+
+/**
+ * One "describe" example per RefCOCO-family training image: the prompt asks for every
+ * object, the answer lists each instance's box and category in reading order, the JSON
+ * of the LENS answer without the reasoning. Only the picture can tell the answer.
+ */
+async function describeExamples(root: string, refs: readonly TrainExample[], side: number): Promise<TrainExample[]> {
+  const byImage = new Map<string, TrainExample>();
+  for (const e of refs) if (e.family !== 'reasonseg' && !byImage.has(e.sample.imagePath)) byImage.set(e.sample.imagePath, e);
+  const out: TrainExample[] = [];
+  const done = new Set<string>();
+  for (const family of ['refcoco', 'refcoco+', 'refcocog'] as const) {
+    const ds = await loadSplit(root, family, 'train');
+    const coco = JSON.parse(readFileSync(join(root, 'refer_seg', family, 'instances.json'), 'utf8')) as { categories: Array<{ id: number; name: string }> };
+    const names = new Map(coco.categories.map((c) => [c.id, c.name] as const));
+    for (const s of ds.samples) {
+      const e = byImage.get(s.imagePath);
+      if (!e || done.has(s.imagePath)) continue;
+      done.add(s.imagePath);
+      const items = ds.instances(s.imageId).map((inst) => ({ box: boxToInput(inst.bbox, s.height, s.width, side), label: names.get(inst.categoryId) ?? String(inst.categoryId) }));
+      items.sort((p, q) => p.box[1] - q.box[1] || p.box[0] - q.box[0]);
+      const answer = `[${items.map((it) => `{"bbox_2d": [${it.box.join(', ')}], "label": ${JSON.stringify(it.label)}}`).join(', ')}]`;
+      out.push({ ...e, id: `describe/${s.imageId}`, sentence: DESCRIBE_PROMPT, answer, target: new Uint8Array(side * side) });
+    }
+  }
+  return out;
+}
 
 /** [1, g*g, C]: per visual token (row r, col c) sin / cos of c and of r at C/4 frequencies each. */
 function sinCos2d(g: number, C: number, scale: number): tf.Tensor3D {
@@ -173,6 +210,8 @@ async function main(): Promise<void> {
   const all: TrainExample[] = [];
   for (const f of TRAIN_FAMILIES) all.push(...(await loadExamples(a.data!, f, 'train', { imageSize: side, quiet: true })));
   const train = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
+  const described = DESCRIBE > 0 ? await describeExamples(a.data!, all, side) : [];
+  if (DESCRIBE > 0) console.log(`describe task: ${described.length} images, e.g. ${described[0]?.answer.slice(0, 120)}`);
   const val = await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: num('eval'), quiet: true });
   const params = model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
@@ -184,8 +223,30 @@ async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
   let sum = { sft: 0, pointer: 0, n: 0 };
+  const evaluate = (step: number) => {
+    const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
+    const dep = imageDependence(model, tok, val, { batch: 25 });
+    const row: Row = {
+      step,
+      seconds: (performance.now() - t0) / 1000,
+      sftLoss: sum.n ? sum.sft / sum.n : NaN,
+      pointerLoss: sum.n ? sum.pointer / sum.n : NaN,
+      formatRate: r.formatRate,
+      boxAcc50: r.boxAcc50,
+      boxIou: r.boxIou,
+      answerNll: dep.own,
+      answerNllOtherImage: dep.shuffled,
+    };
+    sum = { sft: 0, pointer: 0, n: 0 };
+    rows.push(row);
+    writeArrow(join(out, 'eval.arrow'), rows);
+    console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
+  };
+  if (STEPS === 0) evaluate(0); // --steps 0: score the model of --from as it is (e.g. a stage-0b run)
   for (let step = 0; step < STEPS; step++) {
-    const ex = batchIndices(train.length, BATCH, step, rng.fork('data')).map((i) => train[i]!);
+    const nDescribe = Math.round(DESCRIBE * BATCH);
+    const ex = batchIndices(train.length, BATCH, step, rng.fork('data')).slice(0, BATCH - nDescribe).map((i) => train[i]!);
+    if (nDescribe > 0) ex.push(...batchIndices(described.length, nDescribe, step, rng.fork('describe')).map((i) => described[i]!));
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side, withAnswer: true });
     const shares = cellShares(ex, side, g);
     const lr = lrAt(step, { kind: 'cosine', lr: Number(a.lr), warmupSteps: 50, totalSteps: STEPS, minRatio: 0.1 });
@@ -202,24 +263,8 @@ async function main(): Promise<void> {
     disposeBatch(b);
     const next = step + 1;
     if (next % num('eval-every') === 0 || next === STEPS) {
-      const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
-      const dep = imageDependence(model, tok, val, { batch: 25 });
-      const row: Row = {
-        step: next,
-        seconds: (performance.now() - t0) / 1000,
-        sftLoss: sum.sft / sum.n,
-        pointerLoss: sum.pointer / sum.n,
-        formatRate: r.formatRate,
-        boxAcc50: r.boxAcc50,
-        boxIou: r.boxIou,
-        answerNll: dep.own,
-        answerNllOtherImage: dep.shuffled,
-      };
-      sum = { sft: 0, pointer: 0, n: 0 };
-      rows.push(row);
-      writeArrow(join(out, 'eval.arrow'), rows);
+      evaluate(next);
       saveStageModel(out, model, tok, { stage: 'stage0b-experiment' });
-      console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
     }
   }
 }
