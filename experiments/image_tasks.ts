@@ -5,9 +5,16 @@
  * - `--task solid`: the picture replaced by one of 8 solid colours, the answer its index
  *   (a plumbing check: the image reaches the answer and the whole path trains);
  * - `--task top-x`: the left edge x1 of the topmost instance (0..64);
- * - `--task top-category`: the category of the topmost instance.
+ * - `--task top-category`: the category of the topmost instance;
+ * - `--task count`: how many instances the picture holds (3 to 6).
  * Prints the answer token's mean cross-entropy every 25 steps beside the prior entropy of
  * the answers (what a model that ignores the picture reaches).
+ *
+ * `--distill-steps N` first trains the vision encoder alone for N steps (batch 16, same lr)
+ * to predict, through a linear head on its patch states (before the merger), stage 0a's SAM
+ * image embeddings average-pooled to its patch grid and standardised per channel: SAM's encoder
+ * has learnt objects from dense masks, so this hands the MLLM's encoder object features
+ * the way a pretrained ViT would have them.
  *
  *   npx tsx experiments/image_tasks.ts --task solid
  *   npx tsx experiments/image_tasks.ts --task top-x
@@ -18,7 +25,10 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { loadSplit } from '../src/data/index';
+import type { LensModel } from '../src/model/lens';
+import { Linear } from '../src/model/nn';
 import { loadLens } from '../src/model/presets';
+import { patchify } from '../src/model/vision_encoder';
 import { Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { batchIndices, boxToInput, disposeBatch, encodeBatch, loadExamples, type TrainExample } from '../src/train/data';
@@ -33,9 +43,10 @@ const { values: a } = parseArgs({
     data: { type: 'string', default: 'data/bench' },
     steps: { type: 'string', default: '400' },
     lr: { type: 'string', default: '1e-3' },
+    'distill-steps': { type: 'string', default: '0' },
   },
 });
-const TASKS = ['solid', 'top-x', 'top-category'];
+const TASKS = ['solid', 'top-x', 'top-category', 'count'];
 if (!TASKS.includes(a.task!)) throw new Error(`--task: expected one of ${TASKS.join(', ')}, got '${a.task}'`);
 
 /** 8 colours: bit 0 red, bit 1 green, bit 2 blue, each 0 or 200. */
@@ -47,6 +58,57 @@ function solid(k: number, side: number): Uint8Array {
     rgb[q * 3 + 2] = ((k >> 2) & 1) * 200;
   }
   return rgb;
+}
+
+/** The example's real picture (solid-colour tasks distil on the real images too). */
+const realRgb = new Map<string, Uint8Array>();
+function firstImage(e: TrainExample): Uint8Array {
+  return realRgb.get(e.id) ?? e.rgb;
+}
+
+/** Vision-encoder patch states -> (linear) -> SAM embeddings pooled to the patch grid, MSE. */
+function distillFromSam(model: LensModel, images: Uint8Array[], steps: number, lr: number): void {
+  const vis = model.vision;
+  const c = vis.config;
+  const g = c.imageSize / c.patchSize;
+  const head = new Linear(c.width, model.config.sam.encoderDim, new Rng(7), { std: 0.02 });
+  const params: Array<[string, tf.Variable]> = [...model.namedParameters().filter(([n]) => n.startsWith('vision.') && !n.startsWith('vision.merger.')), ...head.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable])];
+  for (const [, v] of params) v.trainable = true;
+  const opt = new AdamW(new Map(params));
+  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
+  const rng = new Rng(1);
+  const side = c.imageSize;
+  let sum = 0;
+  for (let step = 0; step < steps; step++) {
+    const idx = batchIndices(images.length, 16, step, rng.fork('distill'));
+    const px = new Float32Array(16 * side * side * 3);
+    idx.forEach((i, k) => images[i]!.forEach((v, q) => (px[k * side * side * 3 + q] = v / 255)));
+    const imgs = tf.tensor4d(px, [16, side, side, 3]);
+    const target = tf.tidy(() => {
+      const e = model.sam.embedImage(imgs); // [B, h, w, C]
+      const pooled = tf.avgPool(e, e.shape[1] / g, e.shape[1] / g, 'valid'); // [B, g, g, C]
+      const { mean, variance } = tf.moments(pooled, [0, 1, 2]); // per channel
+      return tf.reshape(tf.div(tf.sub(pooled, mean), tf.add(tf.sqrt(variance), 1e-6)), [16 * g * g, -1]) as tf.Tensor2D;
+    });
+    const { value, grads } = tf.variableGrads(() => {
+      const x = vis.patchEmbed.apply(tf.sub(patchify(imgs, c.patchSize), 0.5));
+      let h = tf.add(tf.reshape(x, [16, g * g, c.width]), vis.posEmbed) as tf.Tensor3D;
+      for (const blk of vis.blocks) h = blk.apply(h);
+      const pred = head.apply(tf.reshape(vis.norm.apply(h), [16 * g * g, c.width]) as tf.Tensor2D);
+      return tf.mean(tf.square(tf.sub(pred, target))) as tf.Scalar;
+    }, params.map(([, v]) => v));
+    sum += value.dataSync()[0]!;
+    const named: Record<string, tf.Tensor> = {};
+    for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
+    const clipped = clipByGlobalNorm(named, 1).grads;
+    opt.apply(clipped, lr);
+    tf.dispose([imgs, target, value, ...Object.values(grads), ...Object.values(clipped)]);
+    if ((step + 1) % 50 === 0) {
+      console.log(`distil step ${step + 1}: MSE to SAM's pooled embeddings ${(sum / 50).toFixed(3)} (1 = predicting the mean)`);
+      sum = 0;
+    }
+  }
+  head.dispose();
 }
 
 async function main(): Promise<void> {
@@ -65,13 +127,15 @@ async function main(): Promise<void> {
     const e = firstOf.get(s.imagePath);
     if (!e) continue;
     firstOf.delete(s.imagePath); // one example per image
-    const top = ds
-      .instances(s.imageId)
+    const all = ds.instances(s.imageId);
+    const top = all
       .map((i) => ({ box: boxToInput(i.bbox, s.height, s.width, side), name: names.get(i.categoryId) ?? '?' }))
       .sort((p, q) => p.box[1] - q.box[1])[0]!;
     const k = examples.length % 8;
-    const answer = a.task === 'solid' ? String(k) : a.task === 'top-x' ? String(top.box[0]) : top.name;
-    examples.push({ ...e, rgb: a.task === 'solid' ? solid(k, side) : e.rgb, sentence: 'what is at the top?', answer });
+    const answer = a.task === 'solid' ? String(k) : a.task === 'top-x' ? String(top.box[0]) : a.task === 'count' ? String(all.length) : top.name;
+    const id = `${e.id}#task`;
+    realRgb.set(id, e.rgb);
+    examples.push({ ...e, id, rgb: a.task === 'solid' ? solid(k, side) : e.rgb, sentence: 'what is at the top?', answer });
   }
   const counts = new Map<string, number>();
   for (const e of examples) counts.set(e.answer, (counts.get(e.answer) ?? 0) + 1);
@@ -79,6 +143,8 @@ async function main(): Promise<void> {
   for (const c of counts.values()) prior -= (c / examples.length) * Math.log(c / examples.length);
   console.log(`task ${a.task}: ${examples.length} images, ${counts.size} answers, prior entropy ${prior.toFixed(3)} nats`);
 
+  const distill = Number(a['distill-steps']);
+  if (distill > 0) distillFromSam(model, examples.map((e) => firstImage(e)), distill, Number(a.lr));
   const params = model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
   const opt = new AdamW(new Map(params));
