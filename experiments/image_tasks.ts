@@ -10,6 +10,9 @@
  * Prints the answer token's mean cross-entropy every 25 steps beside the prior entropy of
  * the answers (what a model that ignores the picture reaches).
  *
+ * `--probe` replaces the MLLM by a linear classifier over the flattened visual tokens (the
+ * vision encoder still trains): can the merged tokens carry the answer at all?
+ *
  * `--distill-steps N` first trains the vision encoder alone for N steps (batch 16, same lr)
  * to predict, through a linear head on its patch states (before the merger), stage 0a's SAM
  * image embeddings average-pooled to its patch grid and standardised per channel: SAM's encoder
@@ -44,6 +47,7 @@ const { values: a } = parseArgs({
     steps: { type: 'string', default: '400' },
     lr: { type: 'string', default: '1e-3' },
     'distill-steps': { type: 'string', default: '0' },
+    probe: { type: 'boolean', default: false },
   },
 });
 const TASKS = ['solid', 'top-x', 'top-category', 'count'];
@@ -145,15 +149,26 @@ async function main(): Promise<void> {
 
   const distill = Number(a['distill-steps']);
   if (distill > 0) distillFromSam(model, examples.map((e) => firstImage(e)), distill, Number(a.lr));
-  const params = model.stageSplit('stage0b').trainable;
+  const answers = [...counts.keys()];
+  const V = model.vision.numTokens * model.config.mllm.hiddenSize;
+  const probe = new Linear(V, answers.length, new Rng(11), { std: 0.02 });
+  const params = a.probe ? [...model.stageSplit('stage0b').trainable.filter(([n]) => n.startsWith('vision.')), ...probe.namedParameters().map(([n, v]) => [`probe.${n}`, v] as [string, tf.Variable])] : model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
+  for (const [, v] of params) v.trainable = true;
+  const probeLoss = (images: tf.Tensor4D, exs: TrainExample[]) =>
+    tf.tidy(() => {
+      const logits = probe.apply(tf.reshape(model.vision.apply(images), [exs.length, V]) as tf.Tensor2D);
+      const y = tf.oneHot(tf.tensor1d(exs.map((e) => answers.indexOf(e.answer)), 'int32'), answers.length);
+      return tf.mul(tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), y), -1))), 0.5) as tf.Scalar; // halved like sftLoss's two tokens
+    });
   const opt = new AdamW(new Map(params));
   const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const rng = new Rng(0);
   let sum = 0;
   for (let step = 0; step < Number(a.steps); step++) {
-    const b = encodeBatch(tok, batchIndices(examples.length, 16, step, rng.fork('data')).map((i) => examples[i]!), { numVisual: model.vision.numTokens, side, withAnswer: true });
-    const { value, grads } = tf.variableGrads(() => sftLoss(model, b), params.map(([, v]) => v));
+    const exs = batchIndices(examples.length, 16, step, rng.fork('data')).map((i) => examples[i]!);
+    const b = encodeBatch(tok, exs, { numVisual: model.vision.numTokens, side, withAnswer: true });
+    const { value, grads } = tf.variableGrads(() => (a.probe ? probeLoss(b.images, exs) : sftLoss(model, b)), params.map(([, v]) => v));
     sum += 2 * value.dataSync()[0]!; // sftLoss averages the answer token and <eos> (whose cost is ~0 after a few steps)
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn)!] = g;
