@@ -13,6 +13,8 @@
  * `--probe` replaces the MLLM by a linear classifier over the flattened visual tokens (the
  * vision encoder still trains): can the merged tokens carry the answer at all?
  *
+ * `--visual-scale S` multiplies the vision encoder's output by S before the MLLM sees it.
+ *
  * `--distill-steps N` first trains the vision encoder alone for N steps (batch 16, same lr)
  * to predict, through a linear head on its patch states (before the merger), stage 0a's SAM
  * image embeddings average-pooled to its patch grid and standardised per channel: SAM's encoder
@@ -48,6 +50,7 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '1e-3' },
     'distill-steps': { type: 'string', default: '0' },
     probe: { type: 'boolean', default: false },
+    'visual-scale': { type: 'string', default: '1' },
   },
 });
 const TASKS = ['solid', 'top-x', 'top-category', 'count'];
@@ -149,6 +152,11 @@ async function main(): Promise<void> {
 
   const distill = Number(a['distill-steps']);
   if (distill > 0) distillFromSam(model, examples.map((e) => firstImage(e)), distill, Number(a.lr));
+  const scale = Number(a['visual-scale']);
+  if (scale !== 1) {
+    const plain = model.vision.apply.bind(model.vision);
+    model.vision.apply = (images: tf.Tensor4D) => tf.tidy(() => tf.mul(plain(images), scale) as tf.Tensor3D);
+  }
   const answers = [...counts.keys()];
   const V = model.vision.numTokens * model.config.mllm.hiddenSize;
   const probe = new Linear(V, answers.length, new Rng(11), { std: 0.02 });
