@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { initBackend } from '../backend';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
-import { runMainJob } from '../train/main_job';
+import { mainJobDir, runMainJob } from '../train/main_job';
 import { projectRoot } from '../util/paths';
 import { parseFlags, UsageError } from './errors';
 
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected an integer >= 0, got '${values.seed}'`);
   const root = projectRoot();
   const dataRoot = (values.data as string | undefined) ?? join(root, preset === 'quick' ? DEFAULT_BENCH_DIR : `${DEFAULT_BENCH_DIR}-${preset}`);
-  const out = (values.out as string | undefined) ?? join(root, 'results', preset === 'quick' ? 'main' : `main-${preset}`);
+  const out = (values.out as string | undefined) ?? mainJobDir(preset, root);
   await initBackend();
   const { seconds } = await runMainJob({ preset, seed, dataRoot, out, quiet: Boolean(values.quiet) });
   console.log(`main job finished in ${(seconds / 60).toFixed(1)} min; results in ${out}`);

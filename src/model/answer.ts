@@ -51,6 +51,7 @@ const BRACKET = new RegExp(`\\[\\s*${NUM},\\s*${NUM},\\s*${NUM},\\s*${NUM}\\s*\\
 const PAREN = new RegExp(`\\(\\s*${NUM},\\s*${NUM},\\s*${NUM},\\s*${NUM}\\s*\\)`);
 const PAIRS = new RegExp(`\\(\\s*${NUM},\\s*${NUM}\\),\\s*\\(\\s*${NUM},\\s*${NUM}\\)`);
 const ANSWER = /<answer>([\s\S]*?)<\/answer>/;
+const THINK = /<think>([\s\S]*?)<\/think>/;
 
 function firstMatch(re: RegExp, s: string): Box | null {
   const m = re.exec(s);
@@ -63,6 +64,13 @@ function firstMatch(re: RegExp, s: string): Box | null {
 export function extractAnswer(text: unknown): string | null {
   if (typeof text !== 'string') return null;
   const m = ANSWER.exec(text);
+  return m ? m[1]! : null;
+}
+
+/** The text inside the first closed `<think>…</think>`, or null. Never throws. */
+export function extractThinking(text: unknown): string | null {
+  if (typeof text !== 'string') return null;
+  const m = THINK.exec(text);
   return m ? m[1]! : null;
 }
 

@@ -52,6 +52,8 @@ import { baselineFromStage0, saveBaseline } from './baselines';
 import { evaluateRun, type EvalRow } from './evaluate_run';
 import { resolveGrpoStageConfig, runGrpo, type GrpoStageConfig } from './grpo_stage';
 import type { RewardWeights } from './rewards';
+import { mainJobDir } from './main_job';
+import { runIsDone } from './run';
 import { runPretrain } from './stage0';
 import { mergeLensDelta, MODEL_FILE } from './stage_io';
 
@@ -194,11 +196,6 @@ const log = (quiet: boolean | undefined, msg: string): void => {
   if (!quiet) console.log(`[ablate] ${msg}`);
 };
 
-function finished(dir: string): boolean {
-  const rec = join(dir, 'run.json');
-  return existsSync(rec) && (JSON.parse(readFileSync(rec, 'utf8')) as { status?: string }).status === 'done';
-}
-
 /**
  * The stage-0 folder the cells start from: `from`, else the main job's pretrain when it
  * holds model.safetensors, else `<out>/pretrain`, trained once here (resumed if interrupted).
@@ -208,7 +205,7 @@ export async function resolvePretrain(opts: Pick<AblationOptions, 'preset' | 'da
     if (!existsSync(join(opts.from, MODEL_FILE))) throw new Error(`--from ${opts.from}: no ${MODEL_FILE} there; expected a finished 'lens pretrain' run folder`);
     return resolve(opts.from);
   }
-  const main = join(projectRoot(), 'results', opts.preset === 'quick' ? 'main' : `main-${opts.preset}`, 'pretrain');
+  const main = join(mainJobDir(opts.preset), 'pretrain');
   if (existsSync(join(main, MODEL_FILE))) return main;
   const own = join(opts.out, 'pretrain');
   if (!existsSync(join(own, MODEL_FILE))) {
@@ -279,7 +276,7 @@ function alignRun(ctx: Context, delta: LensConfigDelta, seed: number): { name: s
   return {
     name,
     ensure: async () => {
-      if (!finished(dir)) {
+      if (!runIsDone(dir)) {
         log(ctx.quiet, `stage 1 ${name}`);
         await runAlign({ dataRoot: ctx.dataRoot, out: dir, preset: ctx.preset, seed, resume: existsSync(join(dir, 'run.json')), from: await ctx.pretrain(), config, model, quiet: ctx.quiet });
       }
@@ -330,7 +327,7 @@ function planCell(ctx: Context, cell: AblationCell, seed: number): CellPlan {
     run: join('runs', name),
     compute: async () => {
       const from = align ? await align.ensure() : await ctx.pretrain();
-      if (!finished(dir)) {
+      if (!runIsDone(dir)) {
         log(ctx.quiet, `stage 2 ${name}`);
         await runGrpo({ dataRoot: ctx.dataRoot, out: dir, preset: ctx.preset, seed, resume: existsSync(join(dir, 'run.json')), from, config, ...(model ? { model } : {}), quiet: ctx.quiet });
       }

@@ -42,6 +42,7 @@ import { boxIouReward, formatReward } from './rewards';
 import { trainLoop, type StepPlan } from './loop';
 import { Run } from './run';
 import type { Schedule } from './schedule';
+import { OFFICIAL_SAMPLING, ROLLOUT_RULES, type RolloutSettings } from './grpo_stage';
 import { DEFAULT_MAX_NEW_TOKENS } from './predict';
 import { loadStageModel, loadTrainingSet, MODEL_FILE, TOKENIZER_FILE } from './stage_io';
 
@@ -90,17 +91,7 @@ export interface LisaTrainConfig extends BaselineOptimConfig {
 }
 
 /** Seg-Zero-style GRPO on format + box rewards. */
-export interface SegZeroTrainConfig extends BaselineOptimConfig {
-  /** Prompts per step; each gets `numGenerations` rollouts. */
-  promptsPerStep: number;
-  /** Rollouts per prompt G (LENS / Seg-Zero code: 8). */
-  numGenerations: number;
-  /** Rollout sampling (LENS code: temperature 0.9, top-p 0.9, top-k 50). */
-  temperature: number;
-  topP: number;
-  topK: number;
-  /** Longest completion (the benchmark's answers take ~40-60 tokens; predict.ts DEFAULT_MAX_NEW_TOKENS). */
-  maxNewTokens: number;
+export interface SegZeroTrainConfig extends BaselineOptimConfig, RolloutSettings {
   /** Reward weight of the think/answer format (0/1). */
   formatWeight: number;
   /** Reward weight of the box IoU. */
@@ -154,17 +145,17 @@ export const DEFAULT_LISA: Record<PresetName, LisaTrainConfig> = {
 export const DEFAULT_SEGZERO: Record<PresetName, SegZeroTrainConfig> = {
   tiny: {
     steps: 3, lr: 1e-3, warmupSteps: 0, gradClip: 1, weightDecay: 0, checkpointEvery: 2, limitPerFamily: 8,
-    promptsPerStep: 2, numGenerations: 2, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: 12,
+    ...OFFICIAL_SAMPLING, promptsPerStep: 2, numGenerations: 2, maxNewTokens: 12,
     formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
   quick: {
     steps: 80, lr: 5e-5, warmupSteps: 4, gradClip: 1, weightDecay: 0, checkpointEvery: 20, limitPerFamily: 200,
-    promptsPerStep: 2, numGenerations: 8, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
+    ...OFFICIAL_SAMPLING, promptsPerStep: 2, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
     formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
   paper: {
     steps: 1000, lr: 1e-5, warmupSteps: 10, gradClip: 1, weightDecay: 0, checkpointEvery: 50, limitPerFamily: 0,
-    promptsPerStep: 4, numGenerations: 8, temperature: 0.9, topP: 0.9, topK: 50, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
+    ...OFFICIAL_SAMPLING, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
     formatWeight: 1, boxWeight: 1, boxExponent: 1, beta: 0.04, clipEps: 0.2, updatesPerBatch: 1,
   },
 };
@@ -186,12 +177,7 @@ export function resolveLisaConfig(preset: PresetName, delta: ConfigDelta<LisaTra
 export function resolveSegZeroConfig(preset: PresetName, delta: ConfigDelta<SegZeroTrainConfig> = {}, where = 'segzero config'): SegZeroTrainConfig {
   return resolveConfig(DEFAULT_SEGZERO[preset], delta, where, {
     ...OPTIM_RULES,
-    promptsPerStep: rules.int(1),
-    numGenerations: rules.int(2),
-    temperature: rules.positive,
-    topP: (v) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1]'),
-    topK: rules.int(0),
-    maxNewTokens: rules.int(1),
+    ...ROLLOUT_RULES,
     formatWeight: rules.nonNegative,
     boxWeight: rules.nonNegative,
     boxExponent: rules.positive,

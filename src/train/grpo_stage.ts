@@ -38,10 +38,8 @@ import { boxIouReward, formatReward, meanStd, segIouReward, unifiedReward, type 
 import { Run } from './run';
 import { evaluationSplits, loadStageModel, loadStageModelRebuilt, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
-/** Stage-2 settings. */
-export interface GrpoStageConfig {
-  /** Optimiser steps (batches of rollouts); sized to the preset's time budget (measured). */
-  steps: number;
+/** How rollouts are drawn: the same fields for stage 2 and the Seg-Zero-style baseline. */
+export interface RolloutSettings {
   /** Prompts per step P (official: per-device batch x devices; small here, 2 CPU cores). */
   promptsPerStep: number;
   /** Rollouts per prompt G (official 8). */
@@ -54,6 +52,30 @@ export interface GrpoStageConfig {
   topK: number;
   /** Longest rollout (the benchmark's answers take <= ~70 tokens). */
   maxNewTokens: number;
+}
+
+/** The official sampling (LENS code, LENS_ROLLOUT_SAMPLING): G 8, temperature 0.9, top-p 0.9, top-k 50. */
+export const OFFICIAL_SAMPLING: Pick<RolloutSettings, 'numGenerations' | 'temperature' | 'topP' | 'topK'> = {
+  numGenerations: LENS_ROLLOUT_SAMPLING.numSamples!,
+  temperature: LENS_ROLLOUT_SAMPLING.temperature!,
+  topP: LENS_ROLLOUT_SAMPLING.topP!,
+  topK: LENS_ROLLOUT_SAMPLING.topK!,
+};
+
+/** Validation of RolloutSettings (config.ts rules). */
+export const ROLLOUT_RULES = {
+  promptsPerStep: rules.int(1),
+  numGenerations: rules.int(2),
+  temperature: rules.positive,
+  topP: (v: unknown) => (typeof v === 'number' && v > 0 && v <= 1 ? null : 'a number in (0, 1]'),
+  topK: rules.int(0),
+  maxNewTokens: rules.int(1),
+};
+
+/** Stage-2 settings. */
+export interface GrpoStageConfig extends RolloutSettings {
+  /** Optimiser steps (batches of rollouts); sized to the preset's time budget (measured). */
+  steps: number;
   /**
    * Peak lr, linear decay (official 3e-6 for a pretrained 3B model at many more steps).
    * quick runs only ~80 steps, in which 3e-6 moves a small model's weights by ~1e-4:
@@ -96,10 +118,7 @@ export interface GrpoStageConfig {
 }
 
 const OFFICIAL = {
-  numGenerations: LENS_ROLLOUT_SAMPLING.numSamples!,
-  temperature: LENS_ROLLOUT_SAMPLING.temperature!,
-  topP: LENS_ROLLOUT_SAMPLING.topP!,
-  topK: LENS_ROLLOUT_SAMPLING.topK!,
+  ...OFFICIAL_SAMPLING,
   gradClip: 1,
   weightDecay: 0,
   beta: 0.04,
@@ -125,12 +144,7 @@ export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
 
 const GRPO_RULES = {
   steps: rules.int(1),
-  promptsPerStep: rules.int(1),
-  numGenerations: rules.int(2),
-  temperature: rules.positive,
-  topP: rules.range(Number.MIN_VALUE, 1),
-  topK: rules.int(0),
-  maxNewTokens: rules.int(1),
+  ...ROLLOUT_RULES,
   lr: rules.positive,
   warmupSteps: rules.int(0),
   gradClip: rules.positive,

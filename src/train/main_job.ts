@@ -9,16 +9,18 @@
  * one that was interrupted resumes from its checkpoint, so rerunning `npm start`
  * after a kill continues where it stopped.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureBenchmark } from '../data/generate/benchmark';
 import type { PresetName } from '../model/presets';
 import { readArrow, writeArrow, type Row } from '../util/arrow';
+import { projectRoot } from '../util/paths';
 import { writeFileAtomic } from '../util/fs';
 import { runAlign } from './align';
 import { runBaseline } from './baselines';
 import { evaluateRun, resolveEvaluateConfig, type EvalRow } from './evaluate_run';
 import { runGrpo } from './grpo_stage';
+import { runIsDone } from './run';
 import { runPretrain } from './stage0';
 import { evaluationSplits } from './stage_io';
 import { scoreTrivialSplits } from './trivial';
@@ -34,13 +36,13 @@ export interface MainJobOptions {
   quiet?: boolean;
 }
 
+/** `npm start`'s folder for a preset: results/main (quick, the default) or results/main-<preset>. */
+export function mainJobDir(preset: PresetName, root = projectRoot()): string {
+  return join(root, 'results', preset === 'quick' ? 'main' : `main-${preset}`);
+}
+
 /** The models of the summary table, in its column order. */
 export const MAIN_JOB_MODELS = ['lens-stage1', 'lens-stage2', 'lisa', 'segzero', 'largest', 'random'] as const;
-
-function finished(dir: string): boolean {
-  const rec = join(dir, 'run.json');
-  return existsSync(rec) && (JSON.parse(readFileSync(rec, 'utf8')) as { status?: string }).status === 'done';
-}
 
 /**
  * Runs `train` into `dir` unless a finished run is there; resumes an unfinished one.
@@ -49,7 +51,7 @@ function finished(dir: string): boolean {
  */
 async function step(name: string, dir: string, quiet: boolean | undefined, train: (resume: boolean) => Promise<unknown>): Promise<void> {
   const handOver = existsSync(join(dir, '0a'));
-  if (handOver ? existsSync(join(dir, 'model.safetensors')) : finished(dir)) {
+  if (handOver ? existsSync(join(dir, 'model.safetensors')) : runIsDone(dir)) {
     if (!quiet) console.log(`[main] ${name}: done already (${dir})`);
     return;
   }
@@ -61,7 +63,7 @@ async function step(name: string, dir: string, quiet: boolean | undefined, train
 /** Evaluation rows of a run, computed once and kept in its eval.arrow. */
 async function evaluated(dir: string, dataRoot: string, preset: PresetName, quiet?: boolean): Promise<EvalRow[]> {
   const cached = join(dir, 'eval.arrow');
-  if (existsSync(cached) && finished(dir)) return readArrow(cached) as unknown as EvalRow[];
+  if (existsSync(cached) && runIsDone(dir)) return readArrow(cached) as unknown as EvalRow[];
   return evaluateRun(dir, { dataRoot, preset, quiet });
 }
 

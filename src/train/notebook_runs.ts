@@ -18,8 +18,8 @@ import { readArrow, type Row } from '../util/arrow';
 import { projectRoot } from '../util/paths';
 import { runAlign } from './align';
 import { runGrpo } from './grpo_stage';
-import { runMainJob } from './main_job';
-import type { RunRecord } from './run';
+import { mainJobDir, runMainJob } from './main_job';
+import { runIsDone, type RunRecord } from './run';
 import { runPretrain } from './stage0';
 import { MODEL_FILE, TOKENIZER_FILE } from './stage_io';
 
@@ -27,22 +27,9 @@ import { MODEL_FILE, TOKENIZER_FILE } from './stage_io';
 export const NOTEBOOK_STAGES = ['pretrain', 'align', 'grpo'] as const;
 export type NotebookStage = (typeof NOTEBOOK_STAGES)[number];
 
-/** `npm start`'s folder, relative to the project root (main_job.ts / cli/start.ts). */
-export const MAIN_RESULTS_DIR = join('results', 'main');
-
 /** The notebooks' own main-job-shaped folder of a preset, relative to the project root (git-ignored). */
 export function notebookMainDir(preset: PresetName): string {
   return join('results', 'notebooks', preset, 'main');
-}
-
-function runDone(dir: string): boolean {
-  const rec = join(dir, 'run.json');
-  if (!existsSync(rec)) return false;
-  try {
-    return (JSON.parse(readFileSync(rec, 'utf8')) as { status?: string }).status === 'done';
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -52,7 +39,7 @@ function runDone(dir: string): boolean {
  */
 export function stageFinished(stage: NotebookStage, dir: string): boolean {
   if (!existsSync(join(dir, MODEL_FILE)) || !existsSync(join(dir, TOKENIZER_FILE))) return false;
-  return stage === 'pretrain' ? runDone(join(dir, '0a')) && runDone(join(dir, '0b')) : runDone(dir);
+  return stage === 'pretrain' ? runIsDone(join(dir, '0a')) && runIsDone(join(dir, '0b')) : runIsDone(dir);
 }
 
 /** Where a notebook's stage came from. */
@@ -86,7 +73,7 @@ export interface EnsureStageOptions {
 export async function ensureStageRun(stage: NotebookStage, opts: EnsureStageOptions): Promise<StageRunChoice> {
   const root = opts.root ?? projectRoot();
   if (opts.preset === 'quick') {
-    const main = join(root, MAIN_RESULTS_DIR, stage);
+    const main = join(mainJobDir('quick', root), stage);
     if (stageFinished(stage, main)) return { stage, dir: main, source: 'main', trained: false };
   }
   const dir = join(root, notebookMainDir(opts.preset), stage);
@@ -142,7 +129,7 @@ export interface MainSummary {
 export async function ensureMainSummary(opts: EnsureStageOptions): Promise<MainSummary> {
   const root = opts.root ?? projectRoot();
   if (opts.preset === 'quick') {
-    const path = join(root, MAIN_RESULTS_DIR, 'summary.arrow');
+    const path = join(mainJobDir('quick', root), 'summary.arrow');
     if (existsSync(path)) return { rows: readArrow(path), path, ran: false };
   }
   const out = join(root, notebookMainDir(opts.preset));

@@ -12,7 +12,7 @@
  * test/train/rollouts.test.ts checks that both give the same rewards.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { extractAnswer, parseBox, type Box } from '../model/answer';
+import { extractAnswer, extractThinking, parseBox, type Box } from '../model/answer';
 import { repeatRows, type LensModel } from '../model/lens';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
 import type { Tokenizer } from '../model/tokenizer';
@@ -63,14 +63,6 @@ export interface RolloutBrowserOptions {
   config?: GrpoStageConfig;
   /** Seed of the sampling stream (default 0): the same seed draws the same rollouts. */
   seed?: number;
-}
-
-const THINK = /<think>([\s\S]*?)<\/think>/;
-
-/** Text inside the first `<think>…</think>`, or null. */
-export function extractThinking(text: string): string | null {
-  const m = THINK.exec(text);
-  return m ? m[1]! : null;
 }
 
 /**

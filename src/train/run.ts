@@ -44,6 +44,22 @@ export function codeVersion(): string {
   }
 }
 
+/**
+ * True when `dir` holds a run.json whose status is 'done' (and, given `kind`, whose kind
+ * is that): the test every "skip what is finished" rerun makes. An unreadable record is
+ * not done.
+ */
+export function runIsDone(dir: string, kind?: string): boolean {
+  const rec = join(dir, 'run.json');
+  if (!existsSync(rec)) return false;
+  try {
+    const r = JSON.parse(readFileSync(rec, 'utf8')) as Partial<RunRecord>;
+    return r.status === 'done' && (kind === undefined || r.kind === kind);
+  } catch {
+    return false;
+  }
+}
+
 /** Where runs live unless told otherwise. */
 export function defaultRunsDir(): string {
   return join(projectRoot(), 'results', 'runs');

@@ -27,12 +27,12 @@
  * reads. Each sub-stage is an ordinary run folder (run.json, steps.arrow,
  * metrics.arrow, ckpt.safetensors) and resumes on its own.
  */
-import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { ConfigError, resolveConfig, rules, type ConfigDelta, type Rule } from '../config';
-import { loadSplit, readSampleImage, resizeRgb, type Family } from '../data/index';
+import { loadSplit, maskBbox, readSampleImage, resizeRgb, type Family } from '../data/index';
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';
@@ -43,8 +43,8 @@ import { buildPrompt, Tokenizer, UNK_ID } from '../model/tokenizer';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
-import { trainLoop, type StepPlan } from './loop';
-import { Run } from './run';
+import { trainLoop, type LoopOptions, type StepPlan } from './loop';
+import { Run, runIsDone } from './run';
 import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
 export type { StageRunOptions } from './stage_io';
 
@@ -252,21 +252,8 @@ export interface SamInstance {
 
 /** Tight xyxy box (x2, y2 exclusive) of the 1-pixels of an S x S mask, or null when empty. */
 export function maskBox(mask: Uint8Array, side: number): Box | null {
-  let x1 = side;
-  let y1 = side;
-  let x2 = -1;
-  let y2 = -1;
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      if (mask[y * side + x] === 1) {
-        if (x < x1) x1 = x;
-        if (x > x2) x2 = x;
-        if (y < y1) y1 = y;
-        if (y > y2) y2 = y;
-      }
-    }
-  }
-  return x2 < 0 ? null : [x1, y1, x2 + 1, y2 + 1];
+  const b = maskBbox(mask, side, side); // xywh of the non-zero, non-ignore pixels
+  return b && [b[0], b[1], b[0] + b[2], b[1] + b[3]];
 }
 
 function countOnes(mask: Uint8Array): number {
@@ -667,12 +654,33 @@ const log = (quiet: boolean | undefined, msg: string) => {
   if (!quiet) console.error(msg);
 };
 
+/** The loop of both sub-stages: linear warm-up, cosine to 10% of lr, the config's clip and checkpoint cadence. */
+function stage0Loop(
+  run: Run,
+  model: LensModel,
+  params: Array<[string, tf.Variable]>,
+  cfg: Pick<Stage0aConfig, 'steps' | 'lr' | 'warmupSteps' | 'gradClip' | 'checkpointEvery'>,
+  opts: Pick<StageRunOptions<unknown>, 'seed' | 'quiet' | 'stopAfter'>,
+  label: string,
+): LoopOptions {
+  return {
+    run,
+    model,
+    params,
+    totalSteps: cfg.steps,
+    schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
+    gradClip: cfg.gradClip,
+    checkpointEvery: cfg.checkpointEvery,
+    seed: opts.seed,
+    label,
+    quiet: opts.quiet,
+    stopAfter: opts.stopAfter,
+  };
+}
+
 /** True when `dir` holds a finished run of `kind` and its model file. */
 function finished(dir: string, kind: string): boolean {
-  const rec = join(dir, 'run.json');
-  if (!existsSync(rec) || !existsSync(join(dir, MODEL_FILE))) return false;
-  const r = JSON.parse(readFileSync(rec, 'utf8')) as { status?: string; kind?: string };
-  return r.status === 'done' && r.kind === kind;
+  return existsSync(join(dir, MODEL_FILE)) && runIsDone(dir, kind);
 }
 
 /**
@@ -699,22 +707,7 @@ export async function runStage0a(opts: StageRunOptions<Stage0aConfig>): Promise<
       hostLogs: (b) => ({ boxPrompt: b.kind === 'box' ? 1 : 0 }),
       dispose: disposeSamBatch,
     };
-    await trainLoop(
-      {
-        run,
-        model,
-        params,
-        totalSteps: cfg.steps,
-        schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
-        gradClip: cfg.gradClip,
-        checkpointEvery: cfg.checkpointEvery,
-        seed: opts.seed,
-        label: 'stage 0a (SAM)',
-        quiet: opts.quiet,
-        stopAfter: opts.stopAfter,
-      },
-      plan,
-    );
+    await trainLoop(stage0Loop(run, model, params, cfg, opts, 'stage 0a (SAM)'), plan);
     const metrics: Row[] = [];
     if (cfg.evalInstances > 0) {
       const t1 = performance.now();
@@ -773,22 +766,7 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
       loss: (b) => ({ loss: sftLoss(model, b) }),
       dispose: disposeBatch,
     };
-    await trainLoop(
-      {
-        run,
-        model,
-        params,
-        totalSteps: cfg.steps,
-        schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
-        gradClip: cfg.gradClip,
-        checkpointEvery: cfg.checkpointEvery,
-        seed: opts.seed,
-        label: 'stage 0b (MLLM SFT)',
-        quiet: opts.quiet,
-        stopAfter: opts.stopAfter,
-      },
-      plan,
-    );
+    await trainLoop(stage0Loop(run, model, params, cfg, opts, 'stage 0b (MLLM SFT)'), plan);
     const metrics: Row[] = [];
     if (cfg.evalPerSplit > 0) {
       const t1 = performance.now();

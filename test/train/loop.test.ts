@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,7 +9,7 @@ import { syntheticLensBatch, type LensModel } from '../../src/model/lens';
 import { segLoss } from '../../src/model/losses';
 import { upsampleMaskLogits } from '../../src/model/sam/mask_decoder';
 import { InterruptedRun, NonFiniteError, trainLoop, type StepPlan } from '../../src/train/loop';
-import { Run } from '../../src/train/run';
+import { Run, runIsDone } from '../../src/train/run';
 
 let backend: BackendInfo;
 beforeAll(async () => {
@@ -87,5 +87,23 @@ describe('trainLoop', () => {
     const dir = join(root, 'straight');
     expect(() => Run.open(dir, { kind: 'test', seed: 1, backend, config: { other: 1 }, resume: true })).toThrow(/--resume with a different config/);
     expect(() => Run.open(dir, { kind: 'test', seed: 1, backend, config: {}, resume: false })).toThrow(/already holds a run; pass --resume/);
+  });
+});
+
+describe('runIsDone', () => {
+  it('is true only for a readable run.json with status done (and the kind asked for)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'lens-runisdone-'));
+    const rec = (name: string, body: string) => {
+      mkdirSync(join(root, name));
+      writeFileSync(join(root, name, 'run.json'), body);
+      return join(root, name);
+    };
+    const done = rec('done', JSON.stringify({ kind: 'align', status: 'done' }));
+    expect(runIsDone(done)).toBe(true);
+    expect(runIsDone(done, 'align')).toBe(true);
+    expect(runIsDone(done, 'grpo')).toBe(false);
+    expect(runIsDone(rec('running', JSON.stringify({ kind: 'align', status: 'running' })))).toBe(false);
+    expect(runIsDone(rec('torn', '{"kind": "al'))).toBe(false);
+    expect(runIsDone(join(root, 'absent'))).toBe(false);
   });
 });

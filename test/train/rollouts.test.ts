@@ -13,7 +13,8 @@ import { fitTokenizer, type TrainExample } from '../../src/train/data';
 import { groupAdvantages } from '../../src/train/grpo';
 import { disposeGrpoBatch, grpoStageLoss, resolveGrpoStageConfig, sampleRollouts } from '../../src/train/grpo_stage';
 import { segIouReward, unifiedReward } from '../../src/train/rewards';
-import { browseRollouts, extractThinking } from '../../src/train/rollouts';
+import { extractThinking } from '../../src/model/answer';
+import { browseRollouts } from '../../src/train/rollouts';
 import { loadTrainingSet } from '../../src/train/stage_io';
 
 const root = mkdtempSync(join(tmpdir(), 'lens-rollouts-'));
