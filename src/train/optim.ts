@@ -45,8 +45,11 @@ export class AdamW {
     this.config = { ...DEFAULT_ADAMW, ...config };
   }
 
-  /** Applies one update with learning rate `lr`; `grads` maps parameter names to gradients. */
-  apply(grads: Record<string, tf.Tensor>, lr: number): void {
+  /**
+   * Applies one update with learning rate `lr`; `grads` maps parameter names to gradients.
+   * `lrScale` gives a parameter its own multiple of `lr` (a parameter group's lr; default 1).
+   */
+  apply(grads: Record<string, tf.Tensor>, lr: number, lrScale?: (name: string) => number): void {
     const { beta1, beta2, eps, weightDecay } = this.config;
     this.step += 1;
     const bc1 = 1 - beta1 ** this.step;
@@ -63,7 +66,7 @@ export class AdamW {
         if (weightDecay !== 0) upd = tf.add(upd, tf.mul(p, weightDecay));
         m.assign(m1);
         v.assign(v1);
-        p.assign(tf.sub(p, tf.mul(upd, lr)));
+        p.assign(tf.sub(p, tf.mul(upd, lrScale ? lr * lrScale(name) : lr)));
       });
     }
   }

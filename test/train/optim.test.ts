@@ -62,6 +62,17 @@ describe('AdamW', () => {
     p.dispose();
   });
 
+  it('gives each parameter its own multiple of the lr (a parameter group)', () => {
+    const a = tf.variable(tf.tensor1d([1]));
+    const b = tf.variable(tf.tensor1d([1]));
+    const opt = new AdamW(new Map([['vision.w', a], ['mllm.w', b]]));
+    const g = tf.tensor1d([0.5]);
+    opt.apply({ 'vision.w': g, 'mllm.w': g }, 0.01, (name) => (name.startsWith('vision.') ? 0.1 : 1));
+    // step 1 moves each by lr * scale (m_hat / sqrt(v_hat) = 1)
+    expect(a.dataSync()[0]).toBeCloseTo(1 - 0.001, 6);
+    expect(b.dataSync()[0]).toBeCloseTo(1 - 0.01, 6);
+    tf.dispose([a, b, g]);
+  });
   it('resumes from saved state to the same parameters, with no tensor left behind', () => {
     const before = tf.memory().numTensors;
     const run = (splitAt: number | null) => {
