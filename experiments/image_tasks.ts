@@ -15,6 +15,10 @@
  *
  * `--visual-scale S` multiplies the vision encoder's output by S before the MLLM sees it.
  *
+ * `--vision-lr L` gives the vision encoder its own learning rate (the MLLM keeps `--lr`):
+ * the vision encoder's gradient through one answer token is weak and noisy, and at the
+ * MLLM's 1e-3 its features move faster than the MLLM learns to read them.
+ *
  * `--distill-steps N` first trains the vision encoder alone for N steps (batch 16, same lr)
  * to predict, through a linear head on its patch states (before the merger), stage 0a's SAM
  * image embeddings average-pooled to its patch grid and standardised per channel: SAM's encoder
@@ -23,6 +27,7 @@
  *
  *   npx tsx experiments/image_tasks.ts --task solid
  *   npx tsx experiments/image_tasks.ts --task top-x
+ *   npx tsx experiments/image_tasks.ts --task count --steps 800 --vision-lr 3e-5
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,6 +56,7 @@ const { values: a } = parseArgs({
     'distill-steps': { type: 'string', default: '0' },
     probe: { type: 'boolean', default: false },
     'visual-scale': { type: 'string', default: '1' },
+    'vision-lr': { type: 'string' },
   },
 });
 const TASKS = ['solid', 'top-x', 'top-category', 'count'];
@@ -171,6 +177,7 @@ async function main(): Promise<void> {
     });
   const opt = new AdamW(new Map(params));
   const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
+  const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
   const rng = new Rng(0);
   let sum = 0;
   for (let step = 0; step < Number(a.steps); step++) {
@@ -181,7 +188,7 @@ async function main(): Promise<void> {
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn)!] = g;
     const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, Number(a.lr));
+    opt.apply(clipped, Number(a.lr), (n) => (n.startsWith('vision.') ? visionScale : 1));
     tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
     disposeBatch(b);
     if ((step + 1) % 25 === 0) {

@@ -3,7 +3,7 @@
  * ground, i.e. to read the target's position from the image, and what helps it?
  *
  * Trains the vision encoder + MLLM of a stage-0a model on the LENS answers (stage 0b's
- * SFT, same data, batches and schedule shape) with up to four changes, each off by default:
+ * SFT, same data, batches and schedule shape) with up to five changes, each off by default:
  * - `--pointer W`: an auxiliary loss, weight W. The last-layer state of the answer's
  *   `[` before the box (the position that predicts x1) is dotted with the last-layer states
  *   of the V visual tokens (scaled by 1 / sqrt(C)); the softmax over V is trained by
@@ -19,6 +19,11 @@
  *   prompt "list every object." and, as the answer, every instance of the picture with its
  *   box and category (the RefCOCO families' COCO instances), tokens only the picture can
  *   predict (the role of a real MLLM's grounding pretraining data).
+ * - `--label W`: an auxiliary loss, weight W: each visual token (the vision encoder's
+ *   output, before the MLLM) is scored through the tied LM head against the category words
+ *   of the instances whose boxes cover its image cell (share-weighted): visual tokens
+ *   that read as the words naming what they show.
+ * `--vision-lr L` gives the vision encoder its own peak learning rate (the rest keeps `--lr`).
  *
  * Every `--eval-every` steps: greedy answers on `--eval` refcoco val sentences (format
  * rate, box Acc@0.5, mean box IoU) and the answers' NLL with their own vs another
@@ -37,10 +42,10 @@ import { initBackend } from '../src/backend';
 import { tokenCrossEntropy } from '../src/model/losses';
 import type { LensModel } from '../src/model/lens';
 import { loadLens } from '../src/model/presets';
-import { IMAGE_ID, Tokenizer } from '../src/model/tokenizer';
+import { IMAGE_ID, Tokenizer, UNK_ID } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { writeArrow, type Row } from '../src/util/arrow';
-import { batchIndices, boxToInput, disposeBatch, encodeBatch, loadExamples, type Batch, type TrainExample } from '../src/train/data';
+import { batchIndices, boxToInput, disposeBatch, encodeBatch, imageTensors, loadExamples, type Batch, type TrainExample } from '../src/train/data';
 import { loadSplit } from '../src/data/index';
 import { AdamW, clipByGlobalNorm } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
@@ -56,7 +61,10 @@ const { values: a } = parseArgs({
     steps: { type: 'string', default: '600' },
     batch: { type: 'string', default: '16' },
     lr: { type: 'string', default: '1e-3' },
+    'vision-lr': { type: 'string' },
     pointer: { type: 'string', default: '0' },
+    label: { type: 'string', default: '0' },
+    'label-pretrain': { type: 'string', default: '0' },
     describe: { type: 'string', default: '0' },
     pos2d: { type: 'string', default: '0' },
     'coord-sigma': { type: 'string', default: '0' },
@@ -73,6 +81,8 @@ const num = (k: keyof typeof a) => {
 const STEPS = num('steps');
 const BATCH = num('batch');
 const POINTER = num('pointer');
+const LABEL = num('label');
+const LABEL_PRETRAIN = num('label-pretrain');
 const POS2D = num('pos2d');
 const SIGMA = num('coord-sigma');
 const DESCRIBE = num('describe');
@@ -141,10 +151,73 @@ function cellShares(ex: readonly TrainExample[], side: number, g: number): tf.Te
   return tf.tensor2d(out, [ex.length, g * g]);
 }
 
+/** Per visual cell, the category words of the instances whose boxes cover it (share-weighted). */
+interface CellLabels {
+  /** [B*V, vocab] rows summing to 1 where the cell holds an object. */
+  target: tf.Tensor2D;
+  /** [B*V] 1 where it does. */
+  mask: tf.Tensor1D;
+}
+
+function cellLabels(ex: readonly TrainExample[], inst: Map<string, Array<{ box: number[]; label: string }>>, tok: Tokenizer, side: number, g: number, vocab: number): CellLabels {
+  const target = new Float32Array(ex.length * g * g * vocab);
+  const mask = new Float32Array(ex.length * g * g);
+  const cell = side / g;
+  ex.forEach((e, k) => {
+    for (const it of inst.get(e.sample.imagePath) ?? []) {
+      const id = tok.tokenId(it.label);
+      if (id === UNK_ID) continue;
+      const [x1, y1, x2, y2] = it.box as [number, number, number, number];
+      for (let r = 0; r < g; r++) {
+        for (let c = 0; c < g; c++) {
+          const ow = Math.max(0, Math.min(x2, (c + 1) * cell) - Math.max(x1, c * cell));
+          const oh = Math.max(0, Math.min(y2, (r + 1) * cell) - Math.max(y1, r * cell));
+          if (ow * oh > 0) target[((k * g * g) + r * g + c) * vocab + id]! += (ow * oh) / (cell * cell);
+        }
+      }
+    }
+    for (let q = 0; q < g * g; q++) {
+      const row = target.subarray((k * g * g + q) * vocab, (k * g * g + q + 1) * vocab);
+      const z = row.reduce((u, v) => u + v, 0);
+      if (z > 0) {
+        row.forEach((v, i) => (row[i] = v / z));
+        mask[k * g * g + q] = 1;
+      }
+    }
+  });
+  return { target: tf.tensor2d(target, [ex.length * g * g, vocab]), mask: tf.tensor1d(mask) };
+}
+
+/** Cross-entropy of the visual tokens [B, V, C], read through the tied LM head, against the cells' category words. */
+function labelLoss(model: LensModel, visual: tf.Tensor3D, labels: CellLabels): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, V, C] = visual.shape;
+    const logits = tf.matMul(tf.reshape(visual, [B * V, C]), tf.transpose(model.mllm.embed.weight)); // [B*V, vocab]
+    const ce = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), labels.target), -1)); // [B*V]
+    return tf.div(tf.sum(tf.mul(ce, labels.mask)), tf.maximum(tf.sum(labels.mask), 1)) as tf.Scalar;
+  });
+}
+
+/** imagePath -> (input-pixel box, category word) of every instance, over the RefCOCO families. */
+async function imageInstances(root: string, side: number): Promise<Map<string, Array<{ box: number[]; label: string }>>> {
+  const out = new Map<string, Array<{ box: number[]; label: string }>>();
+  for (const family of ['refcoco', 'refcoco+', 'refcocog'] as const) {
+    const ds = await loadSplit(root, family, 'train');
+    const coco = JSON.parse(readFileSync(join(root, 'refer_seg', family, 'instances.json'), 'utf8')) as { categories: Array<{ id: number; name: string }> };
+    const names = new Map(coco.categories.map((c) => [c.id, c.name] as const));
+    for (const s of ds.samples) {
+      if (out.has(s.imagePath)) continue;
+      out.set(s.imagePath, ds.instances(s.imageId).map((i) => ({ box: boxToInput(i.bbox, s.height, s.width, side), label: names.get(i.categoryId) ?? '?' })));
+    }
+  }
+  return out;
+}
+
 /** The answer NLL (coordinates Gaussian-smoothed when SIGMA > 0) and the pointer loss. */
-function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D): { sft: tf.Scalar; pointer: tf.Scalar } {
+function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D, labels: CellLabels | null): { sft: tf.Scalar; pointer: tf.Scalar; label: tf.Scalar } {
   return tf.tidy(() => {
     const visual = model.vision.apply(b.images);
+    const label = labels ? labelLoss(model, visual, labels) : tf.scalar(0);
     const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual });
     const [B, T, V] = logits.shape;
     const lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D; // predicts tokens 1..T-1
@@ -192,8 +265,40 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D)
     });
     const scores = tf.reshape(tf.div(tf.matMul(tf.concat(q, 0), tf.concat(k, 0), false, true), Math.sqrt(C)), [B, nv]);
     const pointer = tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(scores), shares), -1))) as tf.Scalar;
-    return { sft, pointer };
+    return { sft, pointer, label };
   });
+}
+
+/**
+ * `--label-pretrain N`: N steps of the label loss alone (vision encoder and token
+ * embeddings, lr `--lr`, batch `--batch`) before the SFT: a vision encoder that already
+ * tells the shapes apart, the role of a pretrained vision tower.
+ */
+function pretrainLabels(model: LensModel, tok: Tokenizer, train: readonly TrainExample[], instances: Map<string, Array<{ box: number[]; label: string }>>, steps: number, lr: number, rng: Rng): void {
+  const params = model.namedParameters().filter(([n]) => n.startsWith('vision.') || n === 'mllm.embed_tokens.weight');
+  for (const [, v] of params) v.trainable = true;
+  const opt = new AdamW(new Map(params));
+  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
+  const side = model.config.imageSize;
+  const g = Math.sqrt(model.vision.numTokens);
+  const withLabels = train.filter((e) => instances.has(e.sample.imagePath));
+  let sum = 0;
+  for (let step = 0; step < steps; step++) {
+    const ex = batchIndices(withLabels.length, BATCH, step, rng).map((i) => withLabels[i]!);
+    const { images, labels: masks } = imageTensors(ex, side);
+    const labels = cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize);
+    const { value, grads } = tf.variableGrads(() => labelLoss(model, model.vision.apply(images), labels), params.map(([, v]) => v));
+    sum += value.dataSync()[0]!;
+    const named: Record<string, tf.Tensor> = {};
+    for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
+    const clipped = clipByGlobalNorm(named, 1).grads;
+    opt.apply(clipped, lrAt(step, { kind: 'cosine', lr, warmupSteps: 50, totalSteps: steps, minRatio: 0.1 }));
+    tf.dispose([images, masks, labels.target, labels.mask, value, ...Object.values(grads), ...Object.values(clipped)]);
+    if ((step + 1) % 250 === 0) {
+      console.log(`label pretraining step ${step + 1}: cell category cross-entropy ${(sum / 250).toFixed(3)}`);
+      sum = 0;
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -213,16 +318,18 @@ async function main(): Promise<void> {
   const described = DESCRIBE > 0 ? await describeExamples(a.data!, all, side) : [];
   if (DESCRIBE > 0) console.log(`describe task: ${described.length} images, e.g. ${described[0]?.answer.slice(0, 120)}`);
   const val = await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: num('eval'), quiet: true });
+  const instances = LABEL > 0 || LABEL_PRETRAIN > 0 ? await imageInstances(a.data!, side) : new Map<string, Array<{ box: number[]; label: string }>>();
   const params = model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
   const opt = new AdamW(new Map(params));
+  const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
   const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const rng = new Rng(Number(a.seed));
   const rows: Row[] = [];
   const out = a.out!;
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  let sum = { sft: 0, pointer: 0, n: 0 };
+  let sum = { sft: 0, pointer: 0, label: 0, n: 0 };
   const evaluate = (step: number) => {
     const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
     const dep = imageDependence(model, tok, val, { batch: 25 });
@@ -231,17 +338,19 @@ async function main(): Promise<void> {
       seconds: (performance.now() - t0) / 1000,
       sftLoss: sum.n ? sum.sft / sum.n : NaN,
       pointerLoss: sum.n ? sum.pointer / sum.n : NaN,
+      labelLoss: sum.n ? sum.label / sum.n : NaN,
       formatRate: r.formatRate,
       boxAcc50: r.boxAcc50,
       boxIou: r.boxIou,
       answerNll: dep.own,
       answerNllOtherImage: dep.shuffled,
     };
-    sum = { sft: 0, pointer: 0, n: 0 };
+    sum = { sft: 0, pointer: 0, label: 0, n: 0 };
     rows.push(row);
     writeArrow(join(out, 'eval.arrow'), rows);
     console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
   };
+  if (LABEL_PRETRAIN > 0) pretrainLabels(model, tok, train, instances, LABEL_PRETRAIN, Number(a.lr), rng.fork('label-pretrain'));
   if (STEPS === 0) evaluate(0); // --steps 0: score the model of --from as it is (e.g. a stage-0b run)
   for (let step = 0; step < STEPS; step++) {
     const nDescribe = Math.round(DESCRIBE * BATCH);
@@ -249,17 +358,18 @@ async function main(): Promise<void> {
     if (nDescribe > 0) ex.push(...batchIndices(described.length, nDescribe, step, rng.fork('describe')).map((i) => described[i]!));
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side, withAnswer: true });
     const shares = cellShares(ex, side, g);
+    const labels = LABEL > 0 ? cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize) : null;
     const lr = lrAt(step, { kind: 'cosine', lr: Number(a.lr), warmupSteps: 50, totalSteps: STEPS, minRatio: 0.1 });
     const { value, grads } = tf.variableGrads(() => {
-      const l = losses(model, tok, b, shares);
-      sum = { sft: sum.sft + l.sft.dataSync()[0]!, pointer: sum.pointer + l.pointer.dataSync()[0]!, n: sum.n + 1 };
-      return tf.add(l.sft, tf.mul(l.pointer, POINTER)) as tf.Scalar;
+      const l = losses(model, tok, b, shares, labels);
+      sum = { sft: sum.sft + l.sft.dataSync()[0]!, pointer: sum.pointer + l.pointer.dataSync()[0]!, label: sum.label + l.label.dataSync()[0]!, n: sum.n + 1 };
+      return tf.addN([l.sft, tf.mul(l.pointer, POINTER), tf.mul(l.label, LABEL)]) as tf.Scalar;
     }, params.map(([, v]) => v));
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
     const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, lr);
-    tf.dispose([value, shares, ...Object.values(grads), ...Object.values(clipped)]);
+    opt.apply(clipped, lr, (n) => (n.startsWith('vision.') ? visionScale : 1));
+    tf.dispose([value, shares, ...(labels ? [labels.target, labels.mask] : []), ...Object.values(grads), ...Object.values(clipped)]);
     disposeBatch(b);
     const next = step + 1;
     if (next % num('eval-every') === 0 || next === STEPS) {
