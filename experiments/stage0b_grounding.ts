@@ -23,7 +23,11 @@
  *   output, before the MLLM) is scored through the tied LM head against the category words
  *   of the instances whose boxes cover its image cell (share-weighted): visual tokens
  *   that read as the words naming what they show.
+ *   `--label-pretrain N` runs N steps of it alone (lr `--lr`) before the SFT; with
+ *   `--label-head own` through a head of its own (dropped afterwards) instead of the tied one.
  * `--vision-lr L` gives the vision encoder its own peak learning rate (the rest keeps `--lr`).
+ * `--vision JSON` starts from a fresh vision encoder with these fields changed (e.g.
+ * `'{"patchSize":4,"mergeSize":4}'`); SAM is still the stage-0a one.
  *
  * Every `--eval-every` steps: greedy answers on `--eval` refcoco val sentences (format
  * rate, box Acc@0.5, mean box IoU) and the answers' NLL with their own vs another
@@ -41,7 +45,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { tokenCrossEntropy } from '../src/model/losses';
 import type { LensModel } from '../src/model/lens';
-import { loadLens } from '../src/model/presets';
+import { Linear } from '../src/model/nn';
+import { buildLens, loadLens } from '../src/model/presets';
+import type { VisionEncoderConfig } from '../src/model/vision_encoder';
 import { IMAGE_ID, Tokenizer, UNK_ID } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { writeArrow, type Row } from '../src/util/arrow';
@@ -65,6 +71,8 @@ const { values: a } = parseArgs({
     pointer: { type: 'string', default: '0' },
     label: { type: 'string', default: '0' },
     'label-pretrain': { type: 'string', default: '0' },
+    'label-head': { type: 'string', default: 'tied' },
+    vision: { type: 'string' },
     describe: { type: 'string', default: '0' },
     pos2d: { type: 'string', default: '0' },
     'coord-sigma': { type: 'string', default: '0' },
@@ -83,6 +91,7 @@ const BATCH = num('batch');
 const POINTER = num('pointer');
 const LABEL = num('label');
 const LABEL_PRETRAIN = num('label-pretrain');
+if (a['label-head'] !== 'tied' && a['label-head'] !== 'own') throw new Error(`--label-head: expected tied or own, got '${a['label-head']}'`);
 const POS2D = num('pos2d');
 const SIGMA = num('coord-sigma');
 const DESCRIBE = num('describe');
@@ -188,21 +197,22 @@ function cellLabels(ex: readonly TrainExample[], inst: Map<string, Array<{ box: 
   return { target: tf.tensor2d(target, [ex.length * g * g, vocab]), mask: tf.tensor1d(mask) };
 }
 
-/** Cross-entropy of the visual tokens [B, V, C], read through the tied LM head, against the cells' category words. */
-function labelLoss(model: LensModel, visual: tf.Tensor3D, labels: CellLabels): tf.Scalar {
+/** Cross-entropy of the visual tokens [B, V, C], read through the tied LM head (or `head`), against the cells' category words. */
+function labelLoss(model: LensModel, visual: tf.Tensor3D, labels: CellLabels, head: Linear | null = null): tf.Scalar {
   return tf.tidy(() => {
     const [B, V, C] = visual.shape;
-    const logits = tf.matMul(tf.reshape(visual, [B * V, C]), tf.transpose(model.mllm.embed.weight)); // [B*V, vocab]
+    const flat = tf.reshape(visual, [B * V, C]) as tf.Tensor2D;
+    const logits = head ? head.apply(flat) : tf.matMul(flat, tf.transpose(model.mllm.embed.weight)); // [B*V, vocab]
     const ce = tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), labels.target), -1)); // [B*V]
     return tf.div(tf.sum(tf.mul(ce, labels.mask)), tf.maximum(tf.sum(labels.mask), 1)) as tf.Scalar;
   });
 }
 
 /** imagePath -> (input-pixel box, category word) of every instance, over the RefCOCO families. */
-async function imageInstances(root: string, side: number): Promise<Map<string, Array<{ box: number[]; label: string }>>> {
+async function imageInstances(root: string, side: number, split = 'train'): Promise<Map<string, Array<{ box: number[]; label: string }>>> {
   const out = new Map<string, Array<{ box: number[]; label: string }>>();
   for (const family of ['refcoco', 'refcoco+', 'refcocog'] as const) {
-    const ds = await loadSplit(root, family, 'train');
+    const ds = await loadSplit(root, family, split);
     const coco = JSON.parse(readFileSync(join(root, 'refer_seg', family, 'instances.json'), 'utf8')) as { categories: Array<{ id: number; name: string }> };
     const names = new Map(coco.categories.map((c) => [c.id, c.name] as const));
     for (const s of ds.samples) {
@@ -274,8 +284,20 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
  * embeddings, lr `--lr`, batch `--batch`) before the SFT: a vision encoder that already
  * tells the shapes apart, the role of a pretrained vision tower.
  */
-function pretrainLabels(model: LensModel, tok: Tokenizer, train: readonly TrainExample[], instances: Map<string, Array<{ box: number[]; label: string }>>, steps: number, lr: number, rng: Rng): void {
-  const params = model.namedParameters().filter(([n]) => n.startsWith('vision.') || n === 'mllm.embed_tokens.weight');
+function pretrainLabels(
+  model: LensModel,
+  tok: Tokenizer,
+  train: readonly TrainExample[],
+  instances: Map<string, Array<{ box: number[]; label: string }>>,
+  heldOut: { examples: readonly TrainExample[]; instances: Map<string, Array<{ box: number[]; label: string }>> },
+  steps: number,
+  lr: number,
+  rng: Rng,
+): void {
+  const own = a['label-head'] === 'own' ? new Linear(model.config.mllm.hiddenSize, model.config.mllm.vocabSize, new Rng(5), { std: 0.02 }) : null;
+  const params: Array<[string, tf.Variable]> = own
+    ? [...model.namedParameters().filter(([n]) => n.startsWith('vision.')), ...own.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable])]
+    : model.namedParameters().filter(([n]) => n.startsWith('vision.') || n === 'mllm.embed_tokens.weight');
   for (const [, v] of params) v.trainable = true;
   const opt = new AdamW(new Map(params));
   const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
@@ -287,7 +309,7 @@ function pretrainLabels(model: LensModel, tok: Tokenizer, train: readonly TrainE
     const ex = batchIndices(withLabels.length, BATCH, step, rng).map((i) => withLabels[i]!);
     const { images, labels: masks } = imageTensors(ex, side);
     const labels = cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize);
-    const { value, grads } = tf.variableGrads(() => labelLoss(model, model.vision.apply(images), labels), params.map(([, v]) => v));
+    const { value, grads } = tf.variableGrads(() => labelLoss(model, model.vision.apply(images), labels, own), params.map(([, v]) => v));
     sum += value.dataSync()[0]!;
     const named: Record<string, tf.Tensor> = {};
     for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
@@ -299,11 +321,32 @@ function pretrainLabels(model: LensModel, tok: Tokenizer, train: readonly TrainE
       sum = 0;
     }
   }
+  let held = 0;
+  for (let i = 0; i < heldOut.examples.length; i += 25) {
+    const ex = heldOut.examples.slice(i, i + 25);
+    const { images, labels: masks } = imageTensors(ex, side);
+    const labels = cellLabels(ex, heldOut.instances, tok, side, g, model.config.mllm.vocabSize);
+    const l = tf.tidy(() => labelLoss(model, model.vision.apply(images), labels, own));
+    held += l.dataSync()[0]! * ex.length;
+    tf.dispose([images, masks, labels.target, labels.mask, l]);
+  }
+  console.log(`label pretraining: held-out cell category cross-entropy ${(held / heldOut.examples.length).toFixed(3)} (the images of ${heldOut.examples.length} refcoco val sentences)`);
+  own?.dispose();
+}
+
+/** `--vision JSON`: a fresh model whose vision encoder has these fields changed, with the loaded (stage 0a) SAM copied in. */
+function withVision(loaded: LensModel, vision: Partial<VisionEncoderConfig>): LensModel {
+  const model = buildLens({ ...loaded.config, vision: { ...loaded.config.vision, ...vision } });
+  const sam = new Map(loaded.namedParameters().filter(([n]) => n.startsWith('sam.')));
+  for (const [n, v] of model.namedParameters()) if (sam.has(n)) v.assign(sam.get(n)!);
+  loaded.dispose();
+  return model;
 }
 
 async function main(): Promise<void> {
   await initBackend({ quiet: true });
-  const { model } = loadLens(join(a.from!, 'model.safetensors'));
+  const loaded = loadLens(join(a.from!, 'model.safetensors')).model;
+  const model = a.vision ? withVision(loaded, JSON.parse(a.vision) as Partial<VisionEncoderConfig>) : loaded;
   const tok = Tokenizer.load(a.tokenizer!);
   const side = model.config.imageSize;
   const g = Math.sqrt(model.vision.numTokens);
@@ -350,7 +393,10 @@ async function main(): Promise<void> {
     writeArrow(join(out, 'eval.arrow'), rows);
     console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
   };
-  if (LABEL_PRETRAIN > 0) pretrainLabels(model, tok, train, instances, LABEL_PRETRAIN, Number(a.lr), rng.fork('label-pretrain'));
+  if (LABEL_PRETRAIN > 0) {
+    const heldOut = { examples: val, instances: await imageInstances(a.data!, side, 'val') };
+    pretrainLabels(model, tok, train, instances, heldOut, LABEL_PRETRAIN, Number(a.lr), rng.fork('label-pretrain'));
+  }
   if (STEPS === 0) evaluate(0); // --steps 0: score the model of --from as it is (e.g. a stage-0b run)
   for (let step = 0; step < STEPS; step++) {
     const nDescribe = Math.round(DESCRIBE * BATCH);
