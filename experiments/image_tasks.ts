@@ -178,6 +178,7 @@ async function main(): Promise<void> {
   const opt = new AdamW(new Map(params));
   const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
+  if (!(visionScale >= 0)) throw new Error(`--vision-lr: expected a number >= 0, got '${a['vision-lr']}'`);
   const rng = new Rng(0);
   let sum = 0;
   for (let step = 0; step < Number(a.steps); step++) {

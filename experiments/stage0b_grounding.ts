@@ -107,20 +107,12 @@ async function describeExamples(root: string, refs: readonly TrainExample[], sid
   const byImage = new Map<string, TrainExample>();
   for (const e of refs) if (e.family !== 'reasonseg' && !byImage.has(e.sample.imagePath)) byImage.set(e.sample.imagePath, e);
   const out: TrainExample[] = [];
-  const done = new Set<string>();
-  for (const family of ['refcoco', 'refcoco+', 'refcocog'] as const) {
-    const ds = await loadSplit(root, family, 'train');
-    const coco = JSON.parse(readFileSync(join(root, 'refer_seg', family, 'instances.json'), 'utf8')) as { categories: Array<{ id: number; name: string }> };
-    const names = new Map(coco.categories.map((c) => [c.id, c.name] as const));
-    for (const s of ds.samples) {
-      const e = byImage.get(s.imagePath);
-      if (!e || done.has(s.imagePath)) continue;
-      done.add(s.imagePath);
-      const items = ds.instances(s.imageId).map((inst) => ({ box: boxToInput(inst.bbox, s.height, s.width, side), label: names.get(inst.categoryId) ?? String(inst.categoryId) }));
-      items.sort((p, q) => p.box[1] - q.box[1] || p.box[0] - q.box[0]);
-      const answer = `[${items.map((it) => `{"bbox_2d": [${it.box.join(', ')}], "label": ${JSON.stringify(it.label)}}`).join(', ')}]`;
-      out.push({ ...e, id: `describe/${s.imageId}`, sentence: DESCRIBE_PROMPT, answer, target: new Uint8Array(side * side) });
-    }
+  for (const [path, instances] of await imageInstances(root, side)) {
+    const e = byImage.get(path);
+    if (!e) continue;
+    const items = [...instances].sort((p, q) => p.box[1]! - q.box[1]! || p.box[0]! - q.box[0]!);
+    const answer = `[${items.map((it) => `{"bbox_2d": [${it.box.join(', ')}], "label": ${JSON.stringify(it.label)}}`).join(', ')}]`;
+    out.push({ ...e, id: `describe/${e.sample.imageId}`, sentence: DESCRIBE_PROMPT, answer, target: new Uint8Array(side * side) });
   }
   return out;
 }
