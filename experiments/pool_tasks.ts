@@ -1,0 +1,229 @@
+/**
+ * Experiment for issue #5 (docs/stage0b-grounding.md): two tasks on FRESH generated scenes,
+ * a pool that never repeats a picture (the benchmark's 650 training pictures are memorised):
+ * images `--pool-from`, `--pool-from` + 1, ... of the generator's RefCOCO-like train stream
+ * (`generateReferImage`; index 650 and up are pictures the written benchmark does not hold,
+ * and the val / test streams are forked apart), held-out scenes from index 1,000,000.
+ *
+ * - `--task cells`: the vision encoder alone (a fresh one of `--preset`'s size, `--vision`
+ *   fields changed), through a linear head of its own, predicts each visual token's category
+ *   shares (the visible-mask pixels of the 13 categories inside its image cell). Prints the
+ *   training and held-out cross-entropy beside the prior (always predicting the mean
+ *   shares) and the floor (the targets' own entropy: cells holding two shapes).
+ * - `--task colour | place | colour-place`: the vision encoder + MLLM of `--from` (a stage-0b
+ *   model, which knows the tokenizer's words) learn a short answer about the one object of a
+ *   category the prompt names: "the yellow diamond at the centre". Prints the held-out
+ *   answer NLL with each scene's own picture and with another's (the image dependence).
+ *   `--oracle S` adds to each visual token S x the embedding of the category words of the
+ *   objects in its cell (visible-pixel share): visual tokens that name their shapes exactly,
+ *   so what is left to learn is the MLLM's reading.
+ *
+ *   npx tsx experiments/pool_tasks.ts --task cells --steps 2000
+ *   npx tsx experiments/pool_tasks.ts --task colour-place --steps 600 --oracle 1
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend';
+import { CATEGORIES, generateReferImage, regionName, resolveGenerateConfig, type SceneObject } from '../src/data/generate/index';
+import { Linear } from '../src/model/nn';
+import { buildLens, loadLens, PRESETS, type PresetName } from '../src/model/presets';
+import { Tokenizer } from '../src/model/tokenizer';
+import { Rng } from '../src/random';
+import { disposeBatch, encodeBatch, type TrainExample } from '../src/train/data';
+import { AdamW, clipByGlobalNorm } from '../src/train/optim';
+import { lrAt } from '../src/train/schedule';
+import { sftLoss } from '../src/train/stage0';
+
+const { values: a } = parseArgs({
+  options: {
+    task: { type: 'string', default: 'cells' },
+    preset: { type: 'string', default: 'quick' },
+    vision: { type: 'string', default: '{}' },
+    from: { type: 'string', default: 'results/main/pretrain/0b' },
+    steps: { type: 'string', default: '2000' },
+    batch: { type: 'string', default: '32' },
+    lr: { type: 'string', default: '1e-3' },
+    'vision-lr': { type: 'string', default: '3e-5' },
+    oracle: { type: 'string', default: '0' },
+    'pool-from': { type: 'string', default: '20000' },
+    seed: { type: 'string', default: '0' },
+  },
+});
+const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pool-from' | 'seed'): number => {
+  const v = Number(a[k]);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a number >= 0, got '${a[k]}'`);
+  return v;
+};
+const TASKS = ['cells', 'colour', 'place', 'colour-place'];
+if (!TASKS.includes(a.task!)) throw new Error(`--task: expected one of ${TASKS.join(', ')}, got '${a.task}'`);
+const [STEPS, BATCH, LR, VISION_LR, ORACLE, POOL_FROM] = (['steps', 'batch', 'lr', 'vision-lr', 'oracle', 'pool-from'] as const).map(num) as [number, number, number, number, number, number];
+const HELD_FROM = 1_000_000;
+const HELD = 256;
+const generator = resolveGenerateConfig({ scale: 'quick', seed: num('seed') });
+const side = generator.imageSize;
+
+/** [V, K] visible-pixel share of each category index (`index(o)`) inside each of the g x g cells; `raw`: shares of the cell's area. */
+function cellShares(objects: readonly SceneObject[], g: number, K: number, index: (o: SceneObject) => number, raw: boolean): Float32Array {
+  const cell = side / g;
+  const t = new Float32Array(g * g * K);
+  for (const o of objects) {
+    const k = index(o);
+    for (let q = 0; q < side * side; q++) if (o.visible[q]) t[(Math.floor(Math.floor(q / side) / cell) * g + Math.floor((q % side) / cell)) * K + k]! += 1;
+  }
+  for (let v = 0; v < g * g; v++) {
+    const row = t.subarray(v * K, (v + 1) * K);
+    const z = raw ? cell * cell : row.reduce((s, x) => s + x, 0);
+    if (z > 0) row.forEach((x, i) => (row[i] = x / z));
+  }
+  return t;
+}
+
+const pixels = (rgbs: readonly Uint8Array[]): tf.Tensor4D => {
+  const px = new Float32Array(rgbs.length * side * side * 3);
+  rgbs.forEach((rgb, b) => rgb.forEach((x, i) => (px[b * rgb.length + i] = x / 255)));
+  return tf.tensor4d(px, [rgbs.length, side, side, 3]);
+};
+
+/** One optimiser step on `loss` over `params`; returns the loss value. */
+function step(opt: AdamW, params: Array<[string, tf.Variable]>, loss: () => tf.Scalar, lr: number, lrScale?: (name: string) => number): number {
+  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
+  const { value, grads } = tf.variableGrads(loss, params.map(([, v]) => v));
+  const named: Record<string, tf.Tensor> = {};
+  for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn)!] = g;
+  const clipped = clipByGlobalNorm(named, 1).grads;
+  opt.apply(clipped, lr, lrScale);
+  const v = value.dataSync()[0]!;
+  tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
+  return v;
+}
+
+const schedule = (s: number) => lrAt(s, { kind: 'cosine', lr: LR, warmupSteps: Math.min(100, Math.floor(STEPS / 10)), totalSteps: STEPS, minRatio: 0.1 });
+
+/** --task cells: can the vision encoder learn the 13 shapes when no picture repeats? */
+function cells(): void {
+  const preset = a.preset as PresetName;
+  if (!PRESETS[preset]) throw new Error(`--preset: expected one of ${Object.keys(PRESETS).join(', ')}, got '${a.preset}'`);
+  const model = buildLens({ preset, vision: { ...PRESETS[preset].vision, ...(JSON.parse(a.vision!) as object) } }, { seed: num('seed') });
+  const vc = model.vision.config;
+  const g = side / vc.patchSize / vc.mergeSize;
+  const K = CATEGORIES.length;
+  const catIndex = new Map(CATEGORIES.map((c, i) => [c.name, i]));
+  const batch = (from: number, n: number) => {
+    const imgs = Array.from({ length: n }, (_, i) => generateReferImage(generator, 'train', from + i));
+    const t = new Float32Array(n * g * g * K);
+    imgs.forEach((im, b) => t.set(cellShares(im.scene.objects, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K));
+    const mask = Array.from({ length: n * g * g }, (_, r) => (t.subarray(r * K, (r + 1) * K).some((x) => x > 0) ? 1 : 0));
+    return { images: pixels(imgs.map((im) => im.rgb)), target: tf.tensor2d(t, [n * g * g, K]), mask: tf.tensor1d(mask) };
+  };
+  const head = new Linear(model.config.mllm.hiddenSize, K, new Rng(3), { std: 0.02 });
+  const params: Array<[string, tf.Variable]> = [
+    ...model.namedParameters().filter(([n]) => n.startsWith('vision.')),
+    ...head.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable]),
+  ];
+  for (const [, v] of params) v.trainable = true;
+  const masked = (ce: tf.Tensor1D, mask: tf.Tensor1D) => tf.div(tf.sum(tf.mul(ce, mask)), tf.sum(mask)) as tf.Scalar;
+  const loss = (b: ReturnType<typeof batch>) =>
+    tf.tidy(() => {
+      const v = model.vision.apply(b.images);
+      const logits = head.apply(tf.reshape(v, [-1, v.shape[2]]) as tf.Tensor2D);
+      return masked(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), b.target), -1)) as tf.Tensor1D, b.mask);
+    });
+  const held = batch(HELD_FROM, HELD);
+  const [prior, floor] = tf.tidy(() => {
+    const mean = tf.div(tf.sum(tf.mul(held.target, tf.expandDims(held.mask, 1)), 0), tf.sum(held.mask));
+    return [tf.log(mean), tf.log(tf.add(held.target, 1e-9))].map((lg) => masked(tf.neg(tf.sum(tf.mul(lg, held.target), -1)) as tf.Tensor1D, held.mask).dataSync()[0]!);
+  });
+  console.log(`cells: ${g} x ${g} visual tokens, ${K} categories; held-out prior ${prior!.toFixed(3)}, floor ${floor!.toFixed(3)}`);
+  const opt = new AdamW(new Map(params));
+  const t0 = performance.now();
+  let sum = 0;
+  for (let s = 0; s < STEPS; s++) {
+    const b = batch(POOL_FROM + s * BATCH, BATCH);
+    sum += step(opt, params, () => loss(b), schedule(s));
+    tf.dispose([b.images, b.target, b.mask]);
+    if ((s + 1) % 250 === 0 || s + 1 === STEPS) {
+      const h = loss(held);
+      console.log(`step ${s + 1}: training ${(sum / ((s % 250) + 1)).toFixed(3)}, held-out ${h.dataSync()[0]!.toFixed(3)} (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(3)} s/step)`);
+      h.dispose();
+      sum = 0;
+    }
+  }
+}
+
+/** --task colour | place | colour-place: does the MLLM learn to read the named object's colour / place? */
+function answers(): void {
+  const model = loadLens(`${a.from}/model.safetensors`).model;
+  const tok = Tokenizer.load(`${a.from}/tokenizer.json`);
+  const V = model.vision.numTokens;
+  const g = Math.sqrt(V);
+  const vocab = model.config.mllm.vocabSize;
+  type Example = TrainExample & { cells: Float32Array };
+  /** The examples of pictures from..: one per picture that has an object whose category appears once. */
+  const examples = (from: number, n: number): { examples: Example[]; next: number } => {
+    const out: Example[] = [];
+    let i = from;
+    for (; out.length < n; i++) {
+      const img = generateReferImage(generator, 'train', i);
+      const objs = img.scene.objects;
+      const once = objs.filter((o) => objs.filter((p) => p.category === o.category).length === 1);
+      if (once.length === 0) continue;
+      const o = once[i % once.length]!;
+      const where = regionName(o, side);
+      const answer = a.task === 'colour' ? `the ${o.colour} ${o.category}` : a.task === 'place' ? `the ${o.category} at the ${where}` : `the ${o.colour} ${o.category} at the ${where}`;
+      const cells = ORACLE > 0 ? cellShares(objs, g, vocab, (p) => tok.tokenId(p.category), true) : new Float32Array(0);
+      out.push({ id: String(i), family: 'refcoco', split: 'train', sentence: o.category, label: o.category, reasoning: '', rgb: img.rgb, target: o.visible, box: [0, 0, 0, 0], answer, sample: null as never, cells });
+    }
+    return { examples: out, next: i };
+  };
+  let oracle: Float32Array | null = null; // the batch's cells while it runs
+  if (ORACLE > 0) {
+    const plain = model.vision.apply.bind(model.vision);
+    model.vision.apply = (images: tf.Tensor4D) =>
+      tf.tidy(() => {
+        const B = images.shape[0];
+        const words = tf.matMul(tf.tensor2d(oracle!, [B * V, vocab]), model.mllm.embed.weight);
+        return tf.add(plain(images), tf.mul(tf.reshape(words, [B, V, -1]), ORACLE)) as tf.Tensor3D;
+      });
+  }
+  const withCells = (ex: readonly Example[]) => {
+    oracle = new Float32Array(ex.length * V * vocab);
+    if (ORACLE > 0) ex.forEach((e, b) => oracle!.set(e.cells, b * V * vocab));
+  };
+  const held = examples(HELD_FROM, 64).examples;
+  const heldOther = held.map((e, i) => ({ ...held[(i + 1) % held.length]!, sentence: e.sentence, answer: e.answer })); // another scene's picture (and cells)
+  const nll = (ex: readonly Example[]) => {
+    withCells(ex);
+    const b = encodeBatch(tok, ex, { numVisual: V, side, withAnswer: true });
+    const l = sftLoss(model, b);
+    const v = l.dataSync()[0]!;
+    tf.dispose([l]);
+    disposeBatch(b);
+    return v;
+  };
+  const report = (s: number, train: string) => console.log(`step ${s}: ${train}held-out answer NLL ${nll(held).toFixed(3)}, with another picture ${nll(heldOther).toFixed(3)}`);
+  console.log(`${a.task}: e.g. '${held[0]!.sentence}' -> '${held[0]!.answer}'`);
+  report(0, '');
+  const params = model.stageSplit('stage0b').trainable;
+  model.setStage('stage0b');
+  const opt = new AdamW(new Map(params));
+  const t0 = performance.now();
+  let next = POOL_FROM;
+  let sum = 0;
+  for (let s = 0; s < STEPS; s++) {
+    const r = examples(next, BATCH);
+    next = r.next;
+    withCells(r.examples);
+    const b = encodeBatch(tok, r.examples, { numVisual: V, side, withAnswer: true });
+    sum += step(opt, params, () => sftLoss(model, b), schedule(s), (n) => (n.startsWith('vision.') ? VISION_LR / LR : 1));
+    disposeBatch(b);
+    if ((s + 1) % 100 === 0) {
+      report(s + 1, `training ${(sum / 100).toFixed(3)}, `);
+      console.log(`  (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(2)} s/step)`);
+      sum = 0;
+    }
+  }
+}
+
+await initBackend({ quiet: true });
+if (a.task === 'cells') cells();
+else answers();
