@@ -25,6 +25,10 @@
  *   that read as the words naming what they show.
  *   `--label-pretrain N` runs N steps of it alone (lr `--lr`) before the SFT; with
  *   `--label-head own` through a head of its own (dropped afterwards) instead of the tied one.
+ * - `--oracle S`: not a method but a control: each visual token gets S x the embedding of
+ *   the category words of the instances covering its cell (`--label`'s targets), looked up
+ *   by the picture's pixels, so the visual tokens name their shapes exactly (RefCOCO-family
+ *   pictures; the ReasonSeg-like ones get nothing). What is left to learn is the MLLM's reading.
  * `--vision-lr L` gives the vision encoder its own peak learning rate (the rest keeps `--lr`).
  * `--vision JSON` starts from a fresh vision encoder with these fields changed (e.g.
  * `'{"patchSize":4,"mergeSize":4}'`); SAM is still the stage-0a one.
@@ -75,6 +79,7 @@ const { values: a } = parseArgs({
     vision: { type: 'string' },
     describe: { type: 'string', default: '0' },
     pos2d: { type: 'string', default: '0' },
+    oracle: { type: 'string', default: '0' },
     'coord-sigma': { type: 'string', default: '0' },
     'eval-every': { type: 'string', default: '300' },
     eval: { type: 'string', default: '100' },
@@ -93,6 +98,7 @@ const LABEL = num('label');
 const LABEL_PRETRAIN = num('label-pretrain');
 if (a['label-head'] !== 'tied' && a['label-head'] !== 'own') throw new Error(`--label-head: expected tied or own, got '${a['label-head']}'`);
 const POS2D = num('pos2d');
+const ORACLE = num('oracle');
 const SIGMA = num('coord-sigma');
 const DESCRIBE = num('describe');
 if (DESCRIBE > 1) throw new Error(`--describe: expected a fraction in [0, 1], got ${DESCRIBE}`);
@@ -327,6 +333,41 @@ function pretrainLabels(
 }
 
 /** `--vision JSON`: a fresh model whose vision encoder has these fields changed, with the loaded (stage 0a) SAM copied in. */
+/** FNV-1a hash of an image's bytes (`scale` 255 for [0, 1] floats): the oracle's lookup key. */
+function pictureKey(px: ArrayLike<number>, scale = 1): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < px.length; i++) h = Math.imul(h ^ Math.round(px[i]! * scale), 0x01000193);
+  return h >>> 0;
+}
+
+/** --oracle: adds S x the category words' embeddings of each picture's cells to the vision encoder's output. */
+function addOracle(model: LensModel, pictures: readonly TrainExample[], instances: Map<string, Array<{ box: number[]; label: string }>>, tok: Tokenizer, scale: number): void {
+  const side = model.config.imageSize;
+  const V = model.vision.numTokens;
+  const vocab = model.config.mllm.vocabSize;
+  const cells = new Map<number, Float32Array>();
+  for (const e of pictures) {
+    const key = pictureKey(e.rgb);
+    if (cells.has(key) || !instances.has(e.sample.imagePath)) continue;
+    const l = cellLabels([e], instances, tok, side, Math.sqrt(V), vocab);
+    cells.set(key, l.target.dataSync() as Float32Array);
+    tf.dispose([l.target, l.mask]);
+  }
+  console.log(`oracle: the cells of ${cells.size} pictures name their shapes`);
+  const plain = model.vision.apply.bind(model.vision);
+  model.vision.apply = (images: tf.Tensor4D) => {
+    const B = images.shape[0];
+    const px = images.dataSync();
+    const n = side * side * 3;
+    const t = new Float32Array(B * V * vocab);
+    for (let b = 0; b < B; b++) {
+      const row = cells.get(pictureKey(px.subarray(b * n, (b + 1) * n), 255));
+      if (row) t.set(row, b * V * vocab);
+    }
+    return tf.tidy(() => tf.add(plain(images), tf.mul(tf.reshape(tf.matMul(tf.tensor2d(t, [B * V, vocab]), model.mllm.embed.weight), [B, V, -1]), scale)) as tf.Tensor3D);
+  };
+}
+
 function withVision(loaded: LensModel, vision: Partial<VisionEncoderConfig>): LensModel {
   const model = buildLens({ ...loaded.config, vision: { ...loaded.config.vision, ...vision } });
   const sam = new Map(loaded.namedParameters().filter(([n]) => n.startsWith('sam.')));
@@ -353,7 +394,8 @@ async function main(): Promise<void> {
   const described = DESCRIBE > 0 ? await describeExamples(a.data!, all, side) : [];
   if (DESCRIBE > 0) console.log(`describe task: ${described.length} images, e.g. ${described[0]?.answer.slice(0, 120)}`);
   const val = await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: num('eval'), quiet: true });
-  const instances = LABEL > 0 || LABEL_PRETRAIN > 0 ? await imageInstances(a.data!, side) : new Map<string, Array<{ box: number[]; label: string }>>();
+  const instances = LABEL > 0 || LABEL_PRETRAIN > 0 || ORACLE > 0 ? await imageInstances(a.data!, side) : new Map<string, Array<{ box: number[]; label: string }>>();
+  if (ORACLE > 0) addOracle(model, [...all, ...val], new Map([...instances, ...(await imageInstances(a.data!, side, 'val'))]), tok, ORACLE);
   const params = model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
   const opt = new AdamW(new Map(params));
