@@ -42,8 +42,9 @@ import { patchify } from '../src/model/vision_encoder';
 import { Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { batchIndices, boxToInput, disposeBatch, encodeBatch, loadExamples, type TrainExample } from '../src/train/data';
-import { AdamW, clipByGlobalNorm } from '../src/train/optim';
+import { AdamW } from '../src/train/optim';
 import { sftLoss } from '../src/train/stage0';
+import { optimiserStep } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -88,7 +89,6 @@ function distillFromSam(model: LensModel, images: Uint8Array[], steps: number, l
   const params: Array<[string, tf.Variable]> = [...model.namedParameters().filter(([n]) => n.startsWith('vision.') && !n.startsWith('vision.merger.')), ...head.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable])];
   for (const [, v] of params) v.trainable = true;
   const opt = new AdamW(new Map(params));
-  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const rng = new Rng(1);
   const side = c.imageSize;
   let sum = 0;
@@ -103,19 +103,14 @@ function distillFromSam(model: LensModel, images: Uint8Array[], steps: number, l
       const { mean, variance } = tf.moments(pooled, [0, 1, 2]); // per channel
       return tf.reshape(tf.div(tf.sub(pooled, mean), tf.add(tf.sqrt(variance), 1e-6)), [16 * g * g, -1]) as tf.Tensor2D;
     });
-    const { value, grads } = tf.variableGrads(() => {
+    sum += optimiserStep(opt, params, () => {
       const x = vis.patchEmbed.apply(tf.sub(patchify(imgs, c.patchSize), 0.5));
       let h = tf.add(tf.reshape(x, [16, g * g, c.width]), vis.posEmbed) as tf.Tensor3D;
       for (const blk of vis.blocks) h = blk.apply(h);
       const pred = head.apply(tf.reshape(vis.norm.apply(h), [16 * g * g, c.width]) as tf.Tensor2D);
       return tf.mean(tf.square(tf.sub(pred, target))) as tf.Scalar;
-    }, params.map(([, v]) => v));
-    sum += value.dataSync()[0]!;
-    const named: Record<string, tf.Tensor> = {};
-    for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
-    const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, lr);
-    tf.dispose([imgs, target, value, ...Object.values(grads), ...Object.values(clipped)]);
+    }, lr);
+    tf.dispose([imgs, target]);
     if ((step + 1) % 50 === 0) {
       console.log(`distil step ${step + 1}: MSE to SAM's pooled embeddings ${(sum / 50).toFixed(3)} (1 = predicting the mean)`);
       sum = 0;
@@ -176,7 +171,6 @@ async function main(): Promise<void> {
       return tf.mul(tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), y), -1))), 0.5) as tf.Scalar; // halved like sftLoss's two tokens
     });
   const opt = new AdamW(new Map(params));
-  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
   if (!(visionScale >= 0)) throw new Error(`--vision-lr: expected a number >= 0, got '${a['vision-lr']}'`);
   const rng = new Rng(0);
@@ -184,13 +178,8 @@ async function main(): Promise<void> {
   for (let step = 0; step < Number(a.steps); step++) {
     const exs = batchIndices(examples.length, 16, step, rng.fork('data')).map((i) => examples[i]!);
     const b = encodeBatch(tok, exs, { numVisual: model.vision.numTokens, side, withAnswer: true });
-    const { value, grads } = tf.variableGrads(() => (a.probe ? probeLoss(b.images, exs) : sftLoss(model, b)), params.map(([, v]) => v));
-    sum += 2 * value.dataSync()[0]!; // sftLoss averages the answer token and <eos> (whose cost is ~0 after a few steps)
-    const named: Record<string, tf.Tensor> = {};
-    for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn)!] = g;
-    const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, Number(a.lr), (n) => (n.startsWith('vision.') ? visionScale : 1));
-    tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
+    const loss = optimiserStep(opt, params, () => (a.probe ? probeLoss(b.images, exs) : sftLoss(model, b)), Number(a.lr), (n) => (n.startsWith('vision.') ? visionScale : 1));
+    sum += 2 * loss; // sftLoss averages the answer token and <eos> (whose cost is ~0 after a few steps)
     disposeBatch(b);
     if ((step + 1) % 25 === 0) {
       console.log(`step ${step + 1}: answer cross-entropy ${(sum / 25).toFixed(3)} (prior ${prior.toFixed(3)})`);

@@ -30,9 +30,10 @@ import { buildLens, loadLens, PRESETS, type PresetName } from '../src/model/pres
 import { Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { disposeBatch, encodeBatch, type TrainExample } from '../src/train/data';
-import { AdamW, clipByGlobalNorm } from '../src/train/optim';
+import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { sftLoss } from '../src/train/stage0';
+import { optimiserStep } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -84,19 +85,6 @@ const pixels = (rgbs: readonly Uint8Array[]): tf.Tensor4D => {
   return tf.tensor4d(px, [rgbs.length, side, side, 3]);
 };
 
-/** One optimiser step on `loss` over `params`; returns the loss value. */
-function step(opt: AdamW, params: Array<[string, tf.Variable]>, loss: () => tf.Scalar, lr: number, lrScale?: (name: string) => number): number {
-  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
-  const { value, grads } = tf.variableGrads(loss, params.map(([, v]) => v));
-  const named: Record<string, tf.Tensor> = {};
-  for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn)!] = g;
-  const clipped = clipByGlobalNorm(named, 1).grads;
-  opt.apply(clipped, lr, lrScale);
-  const v = value.dataSync()[0]!;
-  tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
-  return v;
-}
-
 const schedule = (s: number) => lrAt(s, { kind: 'cosine', lr: LR, warmupSteps: Math.min(100, Math.floor(STEPS / 10)), totalSteps: STEPS, minRatio: 0.1 });
 
 /** --task cells: can the vision encoder learn the 13 shapes when no picture repeats? */
@@ -139,7 +127,7 @@ function cells(): void {
   let sum = 0;
   for (let s = 0; s < STEPS; s++) {
     const b = batch(POOL_FROM + s * BATCH, BATCH);
-    sum += step(opt, params, () => loss(b), schedule(s));
+    sum += optimiserStep(opt, params, () => loss(b), schedule(s));
     tf.dispose([b.images, b.target, b.mask]);
     if ((s + 1) % 250 === 0 || s + 1 === STEPS) {
       const h = loss(held);
@@ -148,6 +136,7 @@ function cells(): void {
       sum = 0;
     }
   }
+  tf.dispose([held.images, held.target, held.mask]);
 }
 
 /** --task colour | place | colour-place: does the MLLM learn to read the named object's colour / place? */
@@ -175,7 +164,7 @@ function answers(): void {
     }
     return { examples: out, next: i };
   };
-  let oracle: Float32Array | null = null; // the batch's cells while it runs
+  let oracle: Float32Array | null = null; // the batch's cells while it runs (--oracle only)
   if (ORACLE > 0) {
     const plain = model.vision.apply.bind(model.vision);
     model.vision.apply = (images: tf.Tensor4D) =>
@@ -186,8 +175,9 @@ function answers(): void {
       });
   }
   const withCells = (ex: readonly Example[]) => {
+    if (ORACLE === 0) return;
     oracle = new Float32Array(ex.length * V * vocab);
-    if (ORACLE > 0) ex.forEach((e, b) => oracle!.set(e.cells, b * V * vocab));
+    ex.forEach((e, b) => oracle!.set(e.cells, b * V * vocab));
   };
   const held = examples(HELD_FROM, 64).examples;
   const heldOther = held.map((e, i) => ({ ...held[(i + 1) % held.length]!, sentence: e.sentence, answer: e.answer })); // another scene's picture (and cells)
@@ -214,7 +204,7 @@ function answers(): void {
     next = r.next;
     withCells(r.examples);
     const b = encodeBatch(tok, r.examples, { numVisual: V, side, withAnswer: true });
-    sum += step(opt, params, () => sftLoss(model, b), schedule(s), (n) => (n.startsWith('vision.') ? VISION_LR / LR : 1));
+    sum += optimiserStep(opt, params, () => sftLoss(model, b), schedule(s), (n) => (n.startsWith('vision.') ? VISION_LR / LR : 1));
     disposeBatch(b);
     if ((s + 1) % 100 === 0) {
       report(s + 1, `training ${(sum / 100).toFixed(3)}, `);

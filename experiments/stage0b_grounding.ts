@@ -57,10 +57,11 @@ import { Rng } from '../src/random';
 import { writeArrow, type Row } from '../src/util/arrow';
 import { batchIndices, boxToInput, disposeBatch, encodeBatch, imageTensors, loadExamples, type Batch, type TrainExample } from '../src/train/data';
 import { loadSplit } from '../src/data/index';
-import { AdamW, clipByGlobalNorm } from '../src/train/optim';
+import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
 import { saveStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
+import { optimiserStep } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -298,7 +299,6 @@ function pretrainLabels(
     : model.namedParameters().filter(([n]) => n.startsWith('vision.') || n === 'mllm.embed_tokens.weight');
   for (const [, v] of params) v.trainable = true;
   const opt = new AdamW(new Map(params));
-  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const side = model.config.imageSize;
   const g = Math.sqrt(model.vision.numTokens);
   const withLabels = train.filter((e) => instances.has(e.sample.imagePath));
@@ -307,13 +307,8 @@ function pretrainLabels(
     const ex = batchIndices(withLabels.length, BATCH, step, rng).map((i) => withLabels[i]!);
     const { images, labels: masks } = imageTensors(ex, side);
     const labels = cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize);
-    const { value, grads } = tf.variableGrads(() => labelLoss(model, model.vision.apply(images), labels, own), params.map(([, v]) => v));
-    sum += value.dataSync()[0]!;
-    const named: Record<string, tf.Tensor> = {};
-    for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
-    const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, lrAt(step, { kind: 'cosine', lr, warmupSteps: 50, totalSteps: steps, minRatio: 0.1 }));
-    tf.dispose([images, masks, labels.target, labels.mask, value, ...Object.values(grads), ...Object.values(clipped)]);
+    sum += optimiserStep(opt, params, () => labelLoss(model, model.vision.apply(images), labels, own), lrAt(step, { kind: 'cosine', lr, warmupSteps: 50, totalSteps: steps, minRatio: 0.1 }));
+    tf.dispose([images, masks, labels.target, labels.mask]);
     if ((step + 1) % 250 === 0) {
       console.log(`label pretraining step ${step + 1}: cell category cross-entropy ${(sum / 250).toFixed(3)}`);
       sum = 0;
@@ -400,7 +395,6 @@ async function main(): Promise<void> {
   model.setStage('stage0b');
   const opt = new AdamW(new Map(params));
   const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
-  const nameOf = new Map(params.map(([n, v]) => [v.name, n] as const));
   const rng = new Rng(Number(a.seed));
   const rows: Row[] = [];
   const out = a.out!;
@@ -440,16 +434,12 @@ async function main(): Promise<void> {
     const shares = cellShares(ex, side, g);
     const labels = LABEL > 0 ? cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize) : null;
     const lr = lrAt(step, { kind: 'cosine', lr: Number(a.lr), warmupSteps: 50, totalSteps: STEPS, minRatio: 0.1 });
-    const { value, grads } = tf.variableGrads(() => {
+    optimiserStep(opt, params, () => {
       const l = losses(model, tok, b, shares, labels);
       sum = { sft: sum.sft + l.sft.dataSync()[0]!, pointer: sum.pointer + l.pointer.dataSync()[0]!, label: sum.label + l.label.dataSync()[0]!, n: sum.n + 1 };
       return tf.addN([l.sft, tf.mul(l.pointer, POINTER), tf.mul(l.label, LABEL)]) as tf.Scalar;
-    }, params.map(([, v]) => v));
-    const named: Record<string, tf.Tensor> = {};
-    for (const [vn, gr] of Object.entries(grads)) named[nameOf.get(vn)!] = gr;
-    const clipped = clipByGlobalNorm(named, 1).grads;
-    opt.apply(clipped, lr, (n) => (n.startsWith('vision.') ? visionScale : 1));
-    tf.dispose([value, shares, ...(labels ? [labels.target, labels.mask] : []), ...Object.values(grads), ...Object.values(clipped)]);
+    }, lr, (n) => (n.startsWith('vision.') ? visionScale : 1));
+    tf.dispose([shares, ...(labels ? [labels.target, labels.mask] : [])]);
     disposeBatch(b);
     const next = step + 1;
     if (next % num('eval-every') === 0 || next === STEPS) {
