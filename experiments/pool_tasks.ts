@@ -10,30 +10,39 @@
  *   shares (the visible-mask pixels of the 13 categories inside its image cell). Prints the
  *   training and held-out cross-entropy beside the prior (always predicting the mean
  *   shares) and the floor (the targets' own entropy: cells holding two shapes).
+ *   `--colour W` adds, through a second head, the 8 colours' shares (weight W); `--save DIR`
+ *   writes the model (this vision encoder; MLLM and SAM fresh) to DIR/model.safetensors, a
+ *   start for `stage0b_grounding.ts --from DIR`.
  * - `--task colour | place | colour-place`: the vision encoder + MLLM of `--from` (a stage-0b
  *   model, which knows the tokenizer's words) learn a short answer about the one object of a
  *   category the prompt names: "the yellow diamond at the centre". Prints the held-out
  *   answer NLL with each scene's own picture and with another's (the image dependence).
  *   `--oracle S` adds to each visual token S x the embedding of the category words of the
  *   objects in its cell (visible-pixel share): visual tokens that name their shapes exactly,
- *   so what is left to learn is the MLLM's reading.
+ *   so what is left to learn is the MLLM's reading. `--pos2d S` adds the visual tokens' 2D
+ *   position code (as in stage0b_grounding.ts); `--tokenizer FILE` reads the words from FILE
+ *   instead of `--from`'s (to start from a stage-0a model: `--tokenizer results/main/pretrain/0b/tokenizer.json`).
  *
  *   npx tsx experiments/pool_tasks.ts --task cells --steps 2000
  *   npx tsx experiments/pool_tasks.ts --task colour-place --steps 600 --oracle 1
+ *   npx tsx experiments/pool_tasks.ts --task place --from results/main/pretrain/0a --tokenizer results/main/pretrain/0b/tokenizer.json --oracle 20 --pos2d 0.5 --steps 600
+ *   npx tsx experiments/pool_tasks.ts --task cells --colour 1 --save results/experiments/vision-cells
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
-import { CATEGORIES, generateReferImage, regionName, resolveGenerateConfig, type SceneObject } from '../src/data/generate/index';
+import { CATEGORIES, COLOURS, generateReferImage, regionName, resolveGenerateConfig, type SceneObject } from '../src/data/generate/index';
 import { Linear } from '../src/model/nn';
-import { buildLens, loadLens, PRESETS, type PresetName } from '../src/model/presets';
+import { buildLens, loadLens, PRESETS, saveLens, type PresetName } from '../src/model/presets';
 import { Tokenizer } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { disposeBatch, encodeBatch, type TrainExample } from '../src/train/data';
 import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { sftLoss } from '../src/train/stage0';
-import { optimiserStep } from './common';
+import { addPos2d, optimiserStep } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -46,11 +55,15 @@ const { values: a } = parseArgs({
     lr: { type: 'string', default: '1e-3' },
     'vision-lr': { type: 'string', default: '3e-5' },
     oracle: { type: 'string', default: '0' },
+    pos2d: { type: 'string', default: '0' },
+    tokenizer: { type: 'string' },
+    colour: { type: 'string', default: '0' },
+    save: { type: 'string' },
     'pool-from': { type: 'string', default: '20000' },
     seed: { type: 'string', default: '0' },
   },
 });
-const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pool-from' | 'seed'): number => {
+const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'colour' | 'pool-from' | 'seed'): number => {
   const v = Number(a[k]);
   if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a number >= 0, got '${a[k]}'`);
   return v;
@@ -87,7 +100,7 @@ const pixels = (rgbs: readonly Uint8Array[]): tf.Tensor4D => {
 
 const schedule = (s: number) => lrAt(s, { kind: 'cosine', lr: LR, warmupSteps: Math.min(100, Math.floor(STEPS / 10)), totalSteps: STEPS, minRatio: 0.1 });
 
-/** --task cells: can the vision encoder learn the 13 shapes when no picture repeats? */
+/** --task cells: can the vision encoder learn the 13 shapes (and, with --colour W, the 8 colours) when no picture repeats? */
 function cells(): void {
   const preset = a.preset as PresetName;
   if (!PRESETS[preset]) throw new Error(`--preset: expected one of ${Object.keys(PRESETS).join(', ')}, got '${a.preset}'`);
@@ -95,54 +108,80 @@ function cells(): void {
   const vc = model.vision.config;
   const g = side / vc.patchSize / vc.mergeSize;
   const K = CATEGORIES.length;
+  const KC = COLOURS.length;
+  const COLOUR = num('colour');
   const catIndex = new Map(CATEGORIES.map((c, i) => [c.name, i]));
+  const colIndex = new Map(COLOURS.map((c, i) => [c.name, i]));
   const batch = (from: number, n: number) => {
     const imgs = Array.from({ length: n }, (_, i) => generateReferImage(generator, 'train', from + i));
     const t = new Float32Array(n * g * g * K);
-    imgs.forEach((im, b) => t.set(cellShares(im.scene.objects, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K));
+    const tc = new Float32Array(n * g * g * KC);
+    imgs.forEach((im, b) => {
+      t.set(cellShares(im.scene.objects, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K);
+      tc.set(cellShares(im.scene.objects, g, KC, (o) => colIndex.get(o.colour)!, false), b * g * g * KC);
+    });
     const mask = Array.from({ length: n * g * g }, (_, r) => (t.subarray(r * K, (r + 1) * K).some((x) => x > 0) ? 1 : 0));
-    return { images: pixels(imgs.map((im) => im.rgb)), target: tf.tensor2d(t, [n * g * g, K]), mask: tf.tensor1d(mask) };
+    return { images: pixels(imgs.map((im) => im.rgb)), target: tf.tensor2d(t, [n * g * g, K]), colour: tf.tensor2d(tc, [n * g * g, KC]), mask: tf.tensor1d(mask) };
   };
+  type CellBatch = ReturnType<typeof batch>;
+  const dispose = (b: CellBatch) => tf.dispose([b.images, b.target, b.colour, b.mask]);
   const head = new Linear(model.config.mllm.hiddenSize, K, new Rng(3), { std: 0.02 });
+  const colourHead = COLOUR > 0 ? new Linear(model.config.mllm.hiddenSize, KC, new Rng(4), { std: 0.02 }) : null;
   const params: Array<[string, tf.Variable]> = [
     ...model.namedParameters().filter(([n]) => n.startsWith('vision.')),
     ...head.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable]),
+    ...(colourHead?.namedParameters() ?? []).map(([n, v]) => [`colour.${n}`, v] as [string, tf.Variable]),
   ];
   for (const [, v] of params) v.trainable = true;
   const masked = (ce: tf.Tensor1D, mask: tf.Tensor1D) => tf.div(tf.sum(tf.mul(ce, mask)), tf.sum(mask)) as tf.Scalar;
-  const loss = (b: ReturnType<typeof batch>) =>
+  const ce = (logits: tf.Tensor2D, target: tf.Tensor2D, mask: tf.Tensor1D) => masked(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), target), -1)) as tf.Tensor1D, mask);
+  /** The category and (with --colour) colour cross-entropies of a batch. */
+  const losses = (b: CellBatch): [tf.Scalar, tf.Scalar] =>
     tf.tidy(() => {
       const v = model.vision.apply(b.images);
-      const logits = head.apply(tf.reshape(v, [-1, v.shape[2]]) as tf.Tensor2D);
-      return masked(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), b.target), -1)) as tf.Tensor1D, b.mask);
+      const flat = tf.reshape(v, [-1, v.shape[2]]) as tf.Tensor2D;
+      return [ce(head.apply(flat), b.target, b.mask), colourHead ? ce(colourHead.apply(flat), b.colour, b.mask) : tf.scalar(0)];
     });
   const held = batch(HELD_FROM, HELD);
   const [prior, floor] = tf.tidy(() => {
     const mean = tf.div(tf.sum(tf.mul(held.target, tf.expandDims(held.mask, 1)), 0), tf.sum(held.mask));
     return [tf.log(mean), tf.log(tf.add(held.target, 1e-9))].map((lg) => masked(tf.neg(tf.sum(tf.mul(lg, held.target), -1)) as tf.Tensor1D, held.mask).dataSync()[0]!);
   });
-  console.log(`cells: ${g} x ${g} visual tokens, ${K} categories; held-out prior ${prior!.toFixed(3)}, floor ${floor!.toFixed(3)}`);
+  console.log(`cells: ${g} x ${g} visual tokens, ${K} categories; held-out prior ${prior!.toFixed(3)}, floor ${floor!.toFixed(3)}${COLOUR > 0 ? `; colour loss weight ${COLOUR}` : ''}`);
   const opt = new AdamW(new Map(params));
   const t0 = performance.now();
   let sum = 0;
   for (let s = 0; s < STEPS; s++) {
     const b = batch(POOL_FROM + s * BATCH, BATCH);
-    sum += optimiserStep(opt, params, () => loss(b), schedule(s));
-    tf.dispose([b.images, b.target, b.mask]);
+    sum += optimiserStep(opt, params, () => tf.tidy(() => {
+      const [cat, col] = losses(b);
+      return (COLOUR > 0 ? tf.add(cat, tf.mul(col, COLOUR)) : cat) as tf.Scalar;
+    }), schedule(s));
+    dispose(b);
     if ((s + 1) % 250 === 0 || s + 1 === STEPS) {
-      const h = loss(held);
-      console.log(`step ${s + 1}: training ${(sum / ((s % 250) + 1)).toFixed(3)}, held-out ${h.dataSync()[0]!.toFixed(3)} (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(3)} s/step)`);
-      h.dispose();
+      const [cat, col] = losses(held);
+      const colour = COLOUR > 0 ? `, colour ${col.dataSync()[0]!.toFixed(3)}` : '';
+      console.log(`step ${s + 1}: training ${(sum / ((s % 250) + 1)).toFixed(3)}, held-out ${cat.dataSync()[0]!.toFixed(3)}${colour} (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(3)} s/step)`);
+      tf.dispose([cat, col]);
       sum = 0;
     }
   }
-  tf.dispose([held.images, held.target, held.mask]);
+  dispose(held);
+  head.dispose();
+  colourHead?.dispose();
+  if (a.save) {
+    mkdirSync(a.save, { recursive: true });
+    saveLens(model, join(a.save, 'model.safetensors'), { stage: 'experiment: pool_tasks cells' });
+    console.log(`saved the model (this vision encoder, a fresh MLLM and SAM) to ${a.save}/model.safetensors`);
+  }
+  model.dispose();
 }
 
 /** --task colour | place | colour-place: does the MLLM learn to read the named object's colour / place? */
 function answers(): void {
   const model = loadLens(`${a.from}/model.safetensors`).model;
-  const tok = Tokenizer.load(`${a.from}/tokenizer.json`);
+  const tok = Tokenizer.load(a.tokenizer ?? `${a.from}/tokenizer.json`);
+  if (num('pos2d') > 0) addPos2d(model, num('pos2d'));
   const V = model.vision.numTokens;
   const g = Math.sqrt(V);
   const vocab = model.config.mllm.vocabSize;

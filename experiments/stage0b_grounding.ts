@@ -35,7 +35,8 @@
  *
  * Every `--eval-every` steps: greedy answers on `--eval` refcoco val sentences (format
  * rate, box Acc@0.5, mean box IoU) and the answers' NLL with their own vs another
- * sample's image (stage0.ts imageDependence). Rows go to OUT/eval.arrow, the model to
+ * sample's image (stage0.ts imageDependence), and the spread of the vision encoder's own
+ * visual tokens over those images (common.ts visualSpread). Rows go to OUT/eval.arrow, the model to
  * OUT/model.safetensors (without the --pos2d code: load it with this script's flag).
  * `--steps 0` only scores the model of --from (e.g. --from results/main/pretrain/0b).
  *
@@ -61,7 +62,7 @@ import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
 import { saveStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
-import { optimiserStep } from './common';
+import { addPos2d, optimiserStep, visualSpread } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -122,25 +123,6 @@ async function describeExamples(root: string, refs: readonly TrainExample[], sid
     out.push({ ...e, id: `describe/${e.sample.imageId}`, sentence: DESCRIBE_PROMPT, answer, target: new Uint8Array(side * side) });
   }
   return out;
-}
-
-/** [1, g*g, C]: per visual token (row r, col c) sin / cos of c and of r at C/4 frequencies each. */
-function sinCos2d(g: number, C: number, scale: number): tf.Tensor3D {
-  const q = C / 4;
-  const code = new Float32Array(g * g * C);
-  for (let r = 0; r < g; r++) {
-    for (let c = 0; c < g; c++) {
-      const o = (r * g + c) * C;
-      for (let k = 0; k < q; k++) {
-        const f = Math.PI * Math.pow(100, -k / q);
-        code[o + k] = Math.sin(f * c);
-        code[o + q + k] = Math.cos(f * c);
-        code[o + 2 * q + k] = Math.sin(f * r);
-        code[o + 3 * q + k] = Math.cos(f * r);
-      }
-    }
-  }
-  return tf.mul(tf.tensor3d(code, [1, g * g, C]), scale) as tf.Tensor3D;
 }
 
 /** [B, g*g] share of each example's target mask inside each visual token's cell. */
@@ -378,11 +360,8 @@ async function main(): Promise<void> {
   const tok = Tokenizer.load(a.tokenizer!);
   const side = model.config.imageSize;
   const g = Math.sqrt(model.vision.numTokens);
-  if (POS2D > 0) {
-    const code = sinCos2d(g, model.config.mllm.hiddenSize, POS2D);
-    const plain = model.vision.apply.bind(model.vision);
-    model.vision.apply = (images: tf.Tensor4D) => tf.tidy(() => tf.add(plain(images), code) as tf.Tensor3D);
-  }
+  const plainVision = model.vision.apply.bind(model.vision); // the encoder's own output, before --pos2d / --oracle
+  if (POS2D > 0) addPos2d(model, POS2D);
   const all: TrainExample[] = [];
   for (const f of TRAIN_FAMILIES) all.push(...(await loadExamples(a.data!, f, 'train', { imageSize: side, quiet: true })));
   const train = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
@@ -404,6 +383,9 @@ async function main(): Promise<void> {
   const evaluate = (step: number) => {
     const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
     const dep = imageDependence(model, tok, val, { batch: 25 });
+    const { images, labels } = imageTensors(val, side);
+    const spread = visualSpread(plainVision, images);
+    tf.dispose([images, labels]);
     const row: Row = {
       step,
       seconds: (performance.now() - t0) / 1000,
@@ -415,6 +397,8 @@ async function main(): Promise<void> {
       boxIou: r.boxIou,
       answerNll: dep.own,
       answerNllOtherImage: dep.shuffled,
+      visualMeanNorm: spread.meanNorm,
+      visualDeviationRms: spread.deviationRms,
     };
     sum = { sft: 0, pointer: 0, label: 0, n: 0 };
     rows.push(row);
