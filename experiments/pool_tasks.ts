@@ -22,6 +22,9 @@
  *   so what is left to learn is the MLLM's reading. `--pos2d S` adds the visual tokens' 2D
  *   position code (as in stage0b_grounding.ts); `--tokenizer FILE` reads the words from FILE
  *   instead of `--from`'s (to start from a stage-0a model: `--tokenizer results/main/pretrain/0b/tokenizer.json`).
+ * - `--task box`: the same, with the object's box as the whole answer ("diamond" ->
+ *   "[18, 34, 31, 46]"), and the teacher-forced box (each coordinate the most likely integer)
+ *   scored against the true one: Acc@0.5 and mean IoU on the held-out scenes.
  *
  *   npx tsx experiments/pool_tasks.ts --task cells --steps 2000
  *   npx tsx experiments/pool_tasks.ts --task colour-place --steps 600 --oracle 1
@@ -41,7 +44,8 @@ import { Rng } from '../src/random';
 import { disposeBatch, encodeBatch, type TrainExample } from '../src/train/data';
 import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
-import { sftLoss } from '../src/train/stage0';
+import { boxIouXyxy, sftLoss } from '../src/train/stage0';
+import type { Box } from '../src/eval/metrics';
 import { addPos2d, optimiserStep } from './common';
 
 const { values: a } = parseArgs({
@@ -68,7 +72,7 @@ const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'c
   if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a number >= 0, got '${a[k]}'`);
   return v;
 };
-const TASKS = ['cells', 'colour', 'place', 'colour-place'];
+const TASKS = ['cells', 'colour', 'place', 'colour-place', 'box'];
 if (!TASKS.includes(a.task!)) throw new Error(`--task: expected one of ${TASKS.join(', ')}, got '${a.task}'`);
 const [STEPS, BATCH, LR, VISION_LR, ORACLE, POOL_FROM] = (['steps', 'batch', 'lr', 'vision-lr', 'oracle', 'pool-from'] as const).map(num) as [number, number, number, number, number, number];
 const HELD_FROM = 1_000_000;
@@ -197,9 +201,15 @@ function answers(): void {
       if (once.length === 0) continue;
       const o = once[i % once.length]!;
       const where = regionName(o, side);
-      const answer = a.task === 'colour' ? `the ${o.colour} ${o.category}` : a.task === 'place' ? `the ${o.category} at the ${where}` : `the ${o.colour} ${o.category} at the ${where}`;
+      const [x, y, w, h] = o.bbox;
+      const box: [number, number, number, number] = [x, y, x + w, y + h];
+      const answer =
+        a.task === 'colour' ? `the ${o.colour} ${o.category}`
+        : a.task === 'place' ? `the ${o.category} at the ${where}`
+        : a.task === 'box' ? `[${box.join(', ')}]`
+        : `the ${o.colour} ${o.category} at the ${where}`;
       const cells = ORACLE > 0 ? cellShares(objs, g, vocab, (p) => tok.tokenId(p.category), true) : new Float32Array(0);
-      out.push({ id: String(i), family: 'refcoco', split: 'train', sentence: o.category, label: o.category, reasoning: '', rgb: img.rgb, target: o.visible, box: [0, 0, 0, 0], answer, sample: null as never, cells });
+      out.push({ id: String(i), family: 'refcoco', split: 'train', sentence: o.category, label: o.category, reasoning: '', rgb: img.rgb, target: o.visible, box, answer, sample: null as never, cells });
     }
     return { examples: out, next: i };
   };
@@ -229,7 +239,31 @@ function answers(): void {
     disposeBatch(b);
     return v;
   };
-  const report = (s: number, train: string) => console.log(`step ${s}: ${train}held-out answer NLL ${nll(held).toFixed(3)}, with another picture ${nll(heldOther).toFixed(3)}`);
+  /** --task box: the teacher-forced box (each coordinate the most likely integer) against the true one: Acc@0.5 and mean IoU. */
+  const number0 = tok.tokenId('0');
+  const boxes = (ex: readonly Example[]): string => {
+    withCells(ex);
+    const b = encodeBatch(tok, ex, { numVisual: V, side, withAnswer: true });
+    const guess = tf.tidy(() => {
+      const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(b.images) });
+      hidden.dispose();
+      return tf.argMax(tf.slice(logits, [0, 0, number0], [-1, -1, side + 1]), -1).arraySync() as number[][]; // [B, T]: best integer 0..side
+    });
+    const tokens = b.tokens.arraySync();
+    const answer = b.answerMask.arraySync();
+    disposeBatch(b);
+    let hits = 0;
+    let iou = 0;
+    ex.forEach((e, r) => {
+      const at = tokens[r]!.flatMap((t, i) => (answer[r]![i] && t >= number0 && t <= number0 + side ? [i] : []));
+      const q = boxIouXyxy(at.map((i) => guess[r]![i - 1]!) as Box, e.box as Box);
+      hits += q >= 0.5 ? 1 : 0;
+      iou += q;
+    });
+    return `, teacher-forced box Acc@0.5 ${(hits / ex.length).toFixed(3)}, mean IoU ${(iou / ex.length).toFixed(3)}`;
+  };
+  const report = (s: number, train: string) =>
+    console.log(`step ${s}: ${train}held-out answer NLL ${nll(held).toFixed(3)}, with another picture ${nll(heldOther).toFixed(3)}${a.task === 'box' ? boxes(held) : ''}`);
   console.log(`${a.task}: e.g. '${held[0]!.sentence}' -> '${held[0]!.answer}'`);
   report(0, '');
   const params = model.stageSplit('stage0b').trainable;
