@@ -10,7 +10,9 @@
  *   shares (the visible-mask pixels of the 13 categories inside its image cell). Prints the
  *   training and held-out cross-entropy beside the prior (always predicting the mean
  *   shares) and the floor (the targets' own entropy: cells holding two shapes).
- *   `--colour W` adds, through a second head, the 8 colours' shares (weight W); `--save DIR`
+ *   `--colour W` adds, through a second head, the 8 colours' shares (weight W); `--geometry W`,
+ *   through a third, the box of the object that holds most of each cell (sigmoid, mean L1 in
+ *   image-side units, weight W; printed in pixels); `--save DIR`
  *   writes the model (this vision encoder; MLLM and SAM fresh) to DIR/model.safetensors, a
  *   start for `stage0b_grounding.ts --from DIR`.
  * - `--task colour | place | colour-place`: the vision encoder + MLLM of `--from` (a stage-0b
@@ -30,6 +32,7 @@
  *   npx tsx experiments/pool_tasks.ts --task colour-place --steps 600 --oracle 1
  *   npx tsx experiments/pool_tasks.ts --task place --from results/main/pretrain/0a --tokenizer results/main/pretrain/0b/tokenizer.json --oracle 20 --pos2d 0.5 --steps 600
  *   npx tsx experiments/pool_tasks.ts --task cells --colour 1 --save results/experiments/vision-cells
+ *   npx tsx experiments/pool_tasks.ts --task box --from results/experiments/vision-cells --tokenizer results/main/pretrain/0b/tokenizer.json --pos2d 0.5 --steps 600
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,12 +65,13 @@ const { values: a } = parseArgs({
     pos2d: { type: 'string', default: '0' },
     tokenizer: { type: 'string' },
     colour: { type: 'string', default: '0' },
+    geometry: { type: 'string', default: '0' },
     save: { type: 'string' },
     'pool-from': { type: 'string', default: '20000' },
     seed: { type: 'string', default: '0' },
   },
 });
-const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'colour' | 'pool-from' | 'seed'): number => {
+const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'colour' | 'geometry' | 'pool-from' | 'seed'): number => {
   const v = Number(a[k]);
   if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a number >= 0, got '${a[k]}'`);
   return v;
@@ -120,31 +124,45 @@ function cells(): void {
     const imgs = Array.from({ length: n }, (_, i) => generateReferImage(generator, 'train', from + i));
     const t = new Float32Array(n * g * g * K);
     const tc = new Float32Array(n * g * g * KC);
+    const tb = new Float32Array(n * g * g * 4);
     imgs.forEach((im, b) => {
-      t.set(cellShares(im.scene.objects, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K);
-      tc.set(cellShares(im.scene.objects, g, KC, (o) => colIndex.get(o.colour)!, false), b * g * g * KC);
+      const objs = im.scene.objects;
+      t.set(cellShares(objs, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K);
+      tc.set(cellShares(objs, g, KC, (o) => colIndex.get(o.colour)!, false), b * g * g * KC);
+      const own = cellShares(objs, g, objs.length, (o) => objs.indexOf(o), false); // each object's share of each cell
+      for (let v = 0; v < g * g; v++) {
+        const row = Array.from(own.subarray(v * objs.length, (v + 1) * objs.length));
+        const best = row.indexOf(Math.max(...row));
+        if (row[best]! <= 0) continue;
+        const [x, y, w, h] = objs[best]!.bbox;
+        tb.set([x / side, y / side, (x + w) / side, (y + h) / side], (b * g * g + v) * 4);
+      }
     });
     const mask = Array.from({ length: n * g * g }, (_, r) => (t.subarray(r * K, (r + 1) * K).some((x) => x > 0) ? 1 : 0));
-    return { images: pixels(imgs.map((im) => im.rgb)), target: tf.tensor2d(t, [n * g * g, K]), colour: tf.tensor2d(tc, [n * g * g, KC]), mask: tf.tensor1d(mask) };
+    return { images: pixels(imgs.map((im) => im.rgb)), target: tf.tensor2d(t, [n * g * g, K]), colour: tf.tensor2d(tc, [n * g * g, KC]), boxes: tf.tensor2d(tb, [n * g * g, 4]), mask: tf.tensor1d(mask) };
   };
   type CellBatch = ReturnType<typeof batch>;
-  const dispose = (b: CellBatch) => tf.dispose([b.images, b.target, b.colour, b.mask]);
+  const dispose = (b: CellBatch) => tf.dispose([b.images, b.target, b.colour, b.boxes, b.mask]);
   const head = new Linear(model.config.mllm.hiddenSize, K, new Rng(3), { std: 0.02 });
   const colourHead = COLOUR > 0 ? new Linear(model.config.mllm.hiddenSize, KC, new Rng(4), { std: 0.02 }) : null;
+  const GEOMETRY = num('geometry');
+  const boxHead = GEOMETRY > 0 ? new Linear(model.config.mllm.hiddenSize, 4, new Rng(5), { std: 0.02 }) : null;
   const params: Array<[string, tf.Variable]> = [
     ...model.namedParameters().filter(([n]) => n.startsWith('vision.')),
     ...head.namedParameters().map(([n, v]) => [`head.${n}`, v] as [string, tf.Variable]),
     ...(colourHead?.namedParameters() ?? []).map(([n, v]) => [`colour.${n}`, v] as [string, tf.Variable]),
+    ...(boxHead?.namedParameters() ?? []).map(([n, v]) => [`box.${n}`, v] as [string, tf.Variable]),
   ];
   for (const [, v] of params) v.trainable = true;
   const masked = (ce: tf.Tensor1D, mask: tf.Tensor1D) => tf.div(tf.sum(tf.mul(ce, mask)), tf.sum(mask)) as tf.Scalar;
   const ce = (logits: tf.Tensor2D, target: tf.Tensor2D, mask: tf.Tensor1D) => masked(tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), target), -1)) as tf.Tensor1D, mask);
-  /** The category and (with --colour) colour cross-entropies of a batch. */
-  const losses = (b: CellBatch): [tf.Scalar, tf.Scalar] =>
+  /** The category and (with --colour) colour cross-entropies, and (with --geometry) the box's mean L1 in [0, 1] units, of a batch. */
+  const losses = (b: CellBatch): [tf.Scalar, tf.Scalar, tf.Scalar] =>
     tf.tidy(() => {
       const v = model.vision.apply(b.images);
       const flat = tf.reshape(v, [-1, v.shape[2]]) as tf.Tensor2D;
-      return [ce(head.apply(flat), b.target, b.mask), colourHead ? ce(colourHead.apply(flat), b.colour, b.mask) : tf.scalar(0)];
+      const l1 = (p: tf.Tensor2D) => masked(tf.mean(tf.abs(tf.sub(tf.sigmoid(p), b.boxes)), -1) as tf.Tensor1D, b.mask);
+      return [ce(head.apply(flat), b.target, b.mask), colourHead ? ce(colourHead.apply(flat), b.colour, b.mask) : tf.scalar(0), boxHead ? l1(boxHead.apply(flat)) : tf.scalar(0)];
     });
   const held = batch(HELD_FROM, HELD);
   const [prior, floor] = tf.tidy(() => {
@@ -158,21 +176,22 @@ function cells(): void {
   for (let s = 0; s < STEPS; s++) {
     const b = batch(POOL_FROM + s * BATCH, BATCH);
     sum += optimiserStep(opt, params, () => tf.tidy(() => {
-      const [cat, col] = losses(b);
-      return (COLOUR > 0 ? tf.add(cat, tf.mul(col, COLOUR)) : cat) as tf.Scalar;
+      const [cat, col, box] = losses(b);
+      return tf.addN([cat, ...(COLOUR > 0 ? [tf.mul(col, COLOUR)] : []), ...(GEOMETRY > 0 ? [tf.mul(box, GEOMETRY)] : [])]) as tf.Scalar;
     }), schedule(s));
     dispose(b);
     if ((s + 1) % 250 === 0 || s + 1 === STEPS) {
-      const [cat, col] = losses(held);
-      const colour = COLOUR > 0 ? `, colour ${col.dataSync()[0]!.toFixed(3)}` : '';
+      const [cat, col, box] = losses(held);
+      const colour = (COLOUR > 0 ? `, colour ${col.dataSync()[0]!.toFixed(3)}` : '') + (GEOMETRY > 0 ? `, box L1 ${(box.dataSync()[0]! * side).toFixed(2)} px` : '');
       console.log(`step ${s + 1}: training ${(sum / ((s % 250) + 1)).toFixed(3)}, held-out ${cat.dataSync()[0]!.toFixed(3)}${colour} (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(3)} s/step)`);
-      tf.dispose([cat, col]);
+      tf.dispose([cat, col, box]);
       sum = 0;
     }
   }
   dispose(held);
   head.dispose();
   colourHead?.dispose();
+  boxHead?.dispose();
   if (a.save) {
     mkdirSync(a.save, { recursive: true });
     saveLens(model, join(a.save, 'model.safetensors'), { stage: 'experiment: pool_tasks cells' });
