@@ -118,17 +118,19 @@ function cells(): void {
   const K = CATEGORIES.length;
   const KC = COLOURS.length;
   const COLOUR = num('colour');
+  const GEOMETRY = num('geometry');
   const catIndex = new Map(CATEGORIES.map((c, i) => [c.name, i]));
   const colIndex = new Map(COLOURS.map((c, i) => [c.name, i]));
   const batch = (from: number, n: number) => {
     const imgs = Array.from({ length: n }, (_, i) => generateReferImage(generator, 'train', from + i));
     const t = new Float32Array(n * g * g * K);
-    const tc = new Float32Array(n * g * g * KC);
+    const tc = new Float32Array(n * g * g * KC); // colour and box targets: filled only for their heads
     const tb = new Float32Array(n * g * g * 4);
     imgs.forEach((im, b) => {
       const objs = im.scene.objects;
       t.set(cellShares(objs, g, K, (o) => catIndex.get(o.category)!, false), b * g * g * K);
-      tc.set(cellShares(objs, g, KC, (o) => colIndex.get(o.colour)!, false), b * g * g * KC);
+      if (COLOUR > 0) tc.set(cellShares(objs, g, KC, (o) => colIndex.get(o.colour)!, false), b * g * g * KC);
+      if (GEOMETRY === 0) return;
       const own = cellShares(objs, g, objs.length, (o) => objs.indexOf(o), false); // each object's share of each cell
       for (let v = 0; v < g * g; v++) {
         const row = Array.from(own.subarray(v * objs.length, (v + 1) * objs.length));
@@ -145,7 +147,6 @@ function cells(): void {
   const dispose = (b: CellBatch) => tf.dispose([b.images, b.target, b.colour, b.boxes, b.mask]);
   const head = new Linear(model.config.mllm.hiddenSize, K, new Rng(3), { std: 0.02 });
   const colourHead = COLOUR > 0 ? new Linear(model.config.mllm.hiddenSize, KC, new Rng(4), { std: 0.02 }) : null;
-  const GEOMETRY = num('geometry');
   const boxHead = GEOMETRY > 0 ? new Linear(model.config.mllm.hiddenSize, 4, new Rng(5), { std: 0.02 }) : null;
   const params: Array<[string, tf.Variable]> = [
     ...model.namedParameters().filter(([n]) => n.startsWith('vision.')),

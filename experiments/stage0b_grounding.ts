@@ -309,7 +309,6 @@ function pretrainLabels(
   own?.dispose();
 }
 
-/** `--vision JSON`: a fresh model whose vision encoder has these fields changed, with the loaded (stage 0a) SAM copied in. */
 /** FNV-1a hash of an image's bytes (`scale` 255 for [0, 1] floats): the oracle's lookup key. */
 function pictureKey(px: ArrayLike<number>, scale = 1): number {
   let h = 0x811c9dc5;
@@ -345,6 +344,7 @@ function addOracle(model: LensModel, pictures: readonly TrainExample[], instance
   };
 }
 
+/** `--vision JSON`: a fresh model whose vision encoder has these fields changed, with the loaded (stage 0a) SAM copied in. */
 function withVision(loaded: LensModel, vision: Partial<VisionEncoderConfig>): LensModel {
   const model = buildLens({ ...loaded.config, vision: { ...loaded.config.vision, ...vision } });
   const sam = new Map(loaded.namedParameters().filter(([n]) => n.startsWith('sam.')));
