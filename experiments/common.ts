@@ -5,6 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LensModel } from '../src/model/lens';
+import type { Tokenizer } from '../src/model/tokenizer';
+import type { Batch } from '../src/train/data';
 import { AdamW, clipByGlobalNorm } from '../src/train/optim';
 
 /**
@@ -72,5 +74,73 @@ export function visualSpread(encode: (images: tf.Tensor4D) => tf.Tensor3D, image
     const mean = tf.mean(flat, 0);
     const dev = tf.sub(flat, mean);
     return { meanNorm: tf.norm(mean).dataSync()[0]!, deviationRms: Math.sqrt(tf.mean(tf.sum(tf.square(dev), -1)).dataSync()[0]!) };
+  });
+}
+
+/**
+ * `--number-code S`: writes into the integer tokens' embeddings (0..maxInt, tied to the LM
+ * head) S x a Fourier code of the integer, sin / cos at periods 2*side, side, side/2, ... 4
+ * on the first dimensions: neighbouring integers start close, as in a pretrained LM's number
+ * embeddings, so a coordinate read from the picture maps to nearby tokens.
+ */
+export function addNumberCode(model: LensModel, tok: Tokenizer, scale: number, kind: 'fourier' | 'thermo' = 'fourier'): void {
+  const side = model.config.imageSize;
+  const w = model.mllm.embed.weight;
+  const [V, C] = w.shape as [number, number];
+  const zero = tok.tokenId('0');
+  const code = new Float32Array(V * C);
+  if (kind === 'thermo') {
+    const J = 32; // thresholds every side / 32 pixels: dimension j is +S/2 above threshold j, -S/2 below
+    for (let n = 0; n <= tok.maxInt; n++) for (let j = 0; j < J; j++) code[(zero + n) * C + j] = (n > ((j + 0.5) * side) / J ? 0.5 : -0.5) * scale;
+  } else {
+    const periods: number[] = [];
+    for (let p = 2 * side; p >= 4; p /= 2) periods.push(p);
+    for (let n = 0; n <= tok.maxInt; n++) {
+      periods.forEach((p, k) => {
+        code[(zero + n) * C + 2 * k] = scale * Math.sin((2 * Math.PI * n) / p);
+        code[(zero + n) * C + 2 * k + 1] = scale * Math.cos((2 * Math.PI * n) / p);
+      });
+    }
+  }
+  tf.tidy(() => w.assign(tf.add(w, tf.tensor2d(code, [V, C]))));
+}
+
+/**
+ * The answer NLL of `logits` [B, T, V] (position t predicts token t + 1) with the first
+ * four integer tokens of each answer (its box) scored against a Gaussian (std `sigma`) over
+ * the integers 0..maxInt instead of one-hot (`sigma` 0: one-hot): a near miss costs less
+ * than a far one. `boxWeight`: those four tokens' weight in the mean (the others weigh 1).
+ */
+export function smoothedAnswerNll(logits: tf.Tensor3D, b: Batch, tok: Tokenizer, sigma: number, boxWeight = 1): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape;
+    const ids = b.tokens.arraySync() as number[][];
+    const ans = b.answerMask.arraySync() as number[][];
+    const zero = tok.tokenId('0');
+    const kernel = (value: number) => {
+      const k = Array.from({ length: tok.maxInt + 1 }, (_, n) => Math.exp(-((n - value) ** 2) / (2 * sigma * sigma)));
+      const z = k.reduce((s, x) => s + x, 0);
+      return k.map((x) => x / z);
+    };
+    const target = new Float32Array(B * (T - 1) * V);
+    const mask = new Float32Array(B * (T - 1));
+    ids.forEach((row, i) => {
+      let coords = 0;
+      for (let t = 1; t < T; t++) {
+        if (!ans[i]![t]) continue;
+        const r = i * (T - 1) + t - 1;
+        mask[r] = 1;
+        const value = row[t]! - zero;
+        if (value >= 0 && value <= tok.maxInt && coords++ < 4) {
+          if (sigma > 0) target.set(kernel(value), r * V + zero);
+          else target[r * V + row[t]!] = 1;
+          mask[r] = boxWeight;
+        } else target[r * V + row[t]!] = 1;
+      }
+    });
+    const lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]);
+    const nll = tf.neg(tf.sum(tf.mul(tf.logSoftmax(lg), tf.tensor3d(target, [B, T - 1, V])), -1));
+    const m = tf.tensor2d(mask, [B, T - 1]);
+    return tf.div(tf.sum(tf.mul(nll, m)), tf.sum(m)) as tf.Scalar;
   });
 }

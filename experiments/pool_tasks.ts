@@ -27,12 +27,20 @@
  * - `--task box`: the same, with the object's box as the whole answer ("diamond" ->
  *   "[18, 34, 31, 46]"), and the teacher-forced box (each coordinate the most likely integer)
  *   scored against the true one: Acc@0.5 and mean IoU on the held-out scenes.
+ *   `--task colour-box` names the one object of a colour instead ("pink" -> its box);
+ *   `--task refer-box` gives one of the picture's generated RefCOCO-like expressions.
+ *   `--coord-sigma s` scores the box's integers against a Gaussian (std s) over the
+ *   integer tokens; `--number-code S` adds to the integer tokens' embeddings an ordered code
+ *   (`--code-kind fourier | thermo`, common.ts addNumberCode); `--objects N` draws every
+ *   picture with N objects, `--curriculum N` the first N steps' with two; `--save DIR`
+ *   writes the trained model (without the --pos2d code) for `stage0b_grounding.ts --from DIR`.
  *
  *   npx tsx experiments/pool_tasks.ts --task cells --steps 2000
  *   npx tsx experiments/pool_tasks.ts --task colour-place --steps 600 --oracle 1
  *   npx tsx experiments/pool_tasks.ts --task place --from results/main/pretrain/0a --tokenizer results/main/pretrain/0b/tokenizer.json --oracle 20 --pos2d 0.5 --steps 600
  *   npx tsx experiments/pool_tasks.ts --task cells --colour 1 --save results/experiments/vision-cells
  *   npx tsx experiments/pool_tasks.ts --task box --from results/experiments/vision-cells --tokenizer results/main/pretrain/0b/tokenizer.json --pos2d 0.5 --steps 600
+ *   npx tsx experiments/pool_tasks.ts --task colour-box --from results/experiments/vision-geom --tokenizer results/main/pretrain/0b/tokenizer.json --pos2d 0.5 --steps 3000 --curriculum 500
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -49,7 +57,7 @@ import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { boxIouXyxy, sftLoss } from '../src/train/stage0';
 import type { Box } from '../src/eval/metrics';
-import { addPos2d, optimiserStep } from './common';
+import { addNumberCode, addPos2d, optimiserStep, smoothedAnswerNll } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -68,21 +76,29 @@ const { values: a } = parseArgs({
     geometry: { type: 'string', default: '0' },
     save: { type: 'string' },
     'pool-from': { type: 'string', default: '20000' },
+    'coord-sigma': { type: 'string', default: '0' },
+    'number-code': { type: 'string', default: '0' },
+    'code-kind': { type: 'string', default: 'fourier' },
+    objects: { type: 'string' },
+    curriculum: { type: 'string', default: '0' },
     seed: { type: 'string', default: '0' },
   },
 });
-const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'colour' | 'geometry' | 'pool-from' | 'seed'): number => {
+const num = (k: 'steps' | 'batch' | 'lr' | 'vision-lr' | 'oracle' | 'pos2d' | 'colour' | 'geometry' | 'pool-from' | 'seed' | 'coord-sigma' | 'number-code' | 'curriculum'): number => {
   const v = Number(a[k]);
   if (!Number.isFinite(v) || v < 0) throw new Error(`--${k}: expected a number >= 0, got '${a[k]}'`);
   return v;
 };
-const TASKS = ['cells', 'colour', 'place', 'colour-place', 'box'];
+const TASKS = ['cells', 'colour', 'place', 'colour-place', 'box', 'colour-box', 'refer-box'];
+const BOX = a.task === 'box' || a.task === 'colour-box' || a.task === 'refer-box';
+const KEY = (o: SceneObject) => (a.task === 'colour-box' ? o.colour : o.category); // what the prompt names
 if (!TASKS.includes(a.task!)) throw new Error(`--task: expected one of ${TASKS.join(', ')}, got '${a.task}'`);
 const [STEPS, BATCH, LR, VISION_LR, ORACLE, POOL_FROM] = (['steps', 'batch', 'lr', 'vision-lr', 'oracle', 'pool-from'] as const).map(num) as [number, number, number, number, number, number];
 const HELD_FROM = 1_000_000;
 const HELD = 256;
-const generator = resolveGenerateConfig({ scale: 'quick', seed: num('seed') });
+const generator = resolveGenerateConfig({ scale: 'quick', seed: num('seed'), ...(a.objects ? { minObjects: Number(a.objects), maxObjects: Number(a.objects) } : {}) });
 const side = generator.imageSize;
+const easy = resolveGenerateConfig({ scale: 'quick', seed: num('seed'), minObjects: 2, maxObjects: 2 }); // --curriculum N: the first N steps' scenes
 
 /** [V, K] visible-pixel share of each category index (`index(o)`) inside each of the g x g cells; `raw`: shares of the cell's area. */
 function cellShares(objects: readonly SceneObject[], g: number, K: number, index: (o: SceneObject) => number, raw: boolean): Float32Array {
@@ -206,30 +222,34 @@ function answers(): void {
   const model = loadLens(`${a.from}/model.safetensors`).model;
   const tok = Tokenizer.load(a.tokenizer ?? `${a.from}/tokenizer.json`);
   if (num('pos2d') > 0) addPos2d(model, num('pos2d'));
+  if (num('number-code') > 0) addNumberCode(model, tok, num('number-code'), a['code-kind'] as 'fourier' | 'thermo');
   const V = model.vision.numTokens;
   const g = Math.sqrt(V);
   const vocab = model.config.mllm.vocabSize;
   type Example = TrainExample & { cells: Float32Array };
   /** The examples of pictures from..: one per picture that has an object whose category appears once. */
-  const examples = (from: number, n: number): { examples: Example[]; next: number } => {
+  const examples = (from: number, n: number, gen = generator): { examples: Example[]; next: number } => {
     const out: Example[] = [];
     let i = from;
     for (; out.length < n; i++) {
-      const img = generateReferImage(generator, 'train', i);
+      const img = generateReferImage(gen, 'train', i);
       const objs = img.scene.objects;
-      const once = objs.filter((o) => objs.filter((p) => p.category === o.category).length === 1);
+      const ref = a.task === 'refer-box' ? img.refs[i % img.refs.length] : undefined; // one of the picture's generated expressions
+      if (a.task === 'refer-box' && !ref) continue;
+      const once = ref ? objs.filter((o) => o.z === ref.target) : objs.filter((o) => objs.filter((p) => KEY(p) === KEY(o)).length === 1);
       if (once.length === 0) continue;
       const o = once[i % once.length]!;
+      const sentence = ref ? ref.expressions[Math.floor(i / img.refs.length) % ref.expressions.length]!.text : KEY(o);
       const where = regionName(o, side);
       const [x, y, w, h] = o.bbox;
       const box: [number, number, number, number] = [x, y, x + w, y + h];
       const answer =
         a.task === 'colour' ? `the ${o.colour} ${o.category}`
         : a.task === 'place' ? `the ${o.category} at the ${where}`
-        : a.task === 'box' ? `[${box.join(', ')}]`
+        : BOX ? `[${box.join(', ')}]`
         : `the ${o.colour} ${o.category} at the ${where}`;
       const cells = ORACLE > 0 ? cellShares(objs, g, vocab, (p) => tok.tokenId(p.category), true) : new Float32Array(0);
-      out.push({ id: String(i), family: 'refcoco', split: 'train', sentence: o.category, label: o.category, reasoning: '', rgb: img.rgb, target: o.visible, box, answer, sample: null as never, cells });
+      out.push({ id: String(i), family: 'refcoco', split: 'train', sentence, label: KEY(o), reasoning: '', rgb: img.rgb, target: o.visible, box, answer, sample: null as never, cells });
     }
     return { examples: out, next: i };
   };
@@ -283,7 +303,7 @@ function answers(): void {
     return `, teacher-forced box Acc@0.5 ${(hits / ex.length).toFixed(3)}, mean IoU ${(iou / ex.length).toFixed(3)}`;
   };
   const report = (s: number, train: string) =>
-    console.log(`step ${s}: ${train}held-out answer NLL ${nll(held).toFixed(3)}, with another picture ${nll(heldOther).toFixed(3)}${a.task === 'box' ? boxes(held) : ''}`);
+    console.log(`step ${s}: ${train}held-out answer NLL ${nll(held).toFixed(3)}, with another picture ${nll(heldOther).toFixed(3)}${BOX ? boxes(held) : ''}`);
   console.log(`${a.task}: e.g. '${held[0]!.sentence}' -> '${held[0]!.answer}'`);
   report(0, '');
   const params = model.stageSplit('stage0b').trainable;
@@ -293,17 +313,29 @@ function answers(): void {
   let next = POOL_FROM;
   let sum = 0;
   for (let s = 0; s < STEPS; s++) {
-    const r = examples(next, BATCH);
+    const r = examples(next, BATCH, s < num('curriculum') ? easy : generator);
     next = r.next;
     withCells(r.examples);
     const b = encodeBatch(tok, r.examples, { numVisual: V, side, withAnswer: true });
-    sum += optimiserStep(opt, params, () => sftLoss(model, b), schedule(s), (n) => (n.startsWith('vision.') ? VISION_LR / LR : 1));
+    const loss = () =>
+      num('coord-sigma') === 0 ? sftLoss(model, b)
+      : tf.tidy(() => {
+          const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(b.images) });
+          hidden.dispose();
+          return smoothedAnswerNll(logits, b, tok, num('coord-sigma'));
+        });
+    sum += optimiserStep(opt, params, loss, schedule(s), (n) => (n.startsWith('vision.') ? VISION_LR / LR : 1));
     disposeBatch(b);
     if ((s + 1) % 100 === 0) {
       report(s + 1, `training ${(sum / 100).toFixed(3)}, `);
       console.log(`  (${((performance.now() - t0) / 1000 / (s + 1)).toFixed(2)} s/step)`);
       sum = 0;
     }
+  }
+  if (a.save) {
+    mkdirSync(a.save, { recursive: true });
+    saveLens(model, join(a.save, 'model.safetensors'), { stage: `experiment: pool_tasks ${a.task}` }); // without the --pos2d code and the --oracle words
+    console.log(`saved the model to ${a.save}/model.safetensors`);
   }
 }
 
