@@ -29,13 +29,20 @@
  *   the category words of the instances covering its cell (`--label`'s targets), looked up
  *   by the picture's pixels, so the visual tokens name their shapes exactly (RefCOCO-family
  *   pictures; the ReasonSeg-like ones get nothing). What is left to learn is the MLLM's reading.
+ * `--box-weight W`: the box's four integers weigh W in the answer NLL (the other tokens 1).
+ * `--mix-box F`: a fraction F of every batch answers with the box alone ("[x1, y1, x2, y2]",
+ * as `pool_tasks.ts --task refer-box`), its sentence prefixed with the word `bbox_2d` so
+ * that the two answer forms have different prompts; the rest in the LENS format.
+ * `--fresh`: the SFT's batches are the sentences of fresh generated pictures (never the
+ * same picture twice; `--pool-from` the first index) instead of the benchmark's training set.
  * `--vision-lr L` gives the vision encoder its own peak learning rate (the rest keeps `--lr`).
  * `--vision JSON` starts from a fresh vision encoder with these fields changed (e.g.
  * `'{"patchSize":4,"mergeSize":4}'`); SAM is still the stage-0a one.
  *
  * Every `--eval-every` steps: greedy answers on `--eval` refcoco val sentences (format
  * rate, box Acc@0.5, mean box IoU) and the answers' NLL with their own vs another
- * sample's image (stage0.ts imageDependence), and the spread of the vision encoder's own
+ * sample's image (stage0.ts imageDependence; per token, then apart for the box's four
+ * integers, `boxNll`, and the answer's other tokens, `restNll`), and the spread of the vision encoder's own
  * visual tokens over those images (common.ts visualSpread). Rows go to OUT/eval.arrow, the model to
  * OUT/model.safetensors (without the --pos2d code: load it with this script's flag).
  * `--steps 0` only scores the model of --from (e.g. --from results/main/pretrain/0b).
@@ -57,12 +64,14 @@ import { IMAGE_ID, Tokenizer, UNK_ID } from '../src/model/tokenizer';
 import { Rng } from '../src/random';
 import { writeArrow, type Row } from '../src/util/arrow';
 import { batchIndices, boxToInput, disposeBatch, encodeBatch, imageTensors, loadExamples, type Batch, type TrainExample } from '../src/train/data';
-import { loadSplit } from '../src/data/index';
+import { loadSplit, type Family } from '../src/data/index';
+import { generateReferImage, resolveGenerateConfig, targetLabel } from '../src/data/generate/index';
+import { formatAnswer, type Box } from '../src/model/answer';
 import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
 import { saveStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
-import { addPos2d, optimiserStep, visualSpread } from './common';
+import { addPos2d, optimiserStep, smoothedAnswerNll, visualSpread } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -83,6 +92,10 @@ const { values: a } = parseArgs({
     pos2d: { type: 'string', default: '0' },
     oracle: { type: 'string', default: '0' },
     'coord-sigma': { type: 'string', default: '0' },
+    fresh: { type: 'boolean', default: false },
+    'mix-box': { type: 'string', default: '0' },
+    'box-weight': { type: 'string', default: '1' },
+    'pool-from': { type: 'string', default: '20000' },
     'eval-every': { type: 'string', default: '300' },
     eval: { type: 'string', default: '100' },
     seed: { type: 'string', default: '0' },
@@ -105,6 +118,38 @@ const SIGMA = num('coord-sigma');
 const DESCRIBE = num('describe');
 if (DESCRIBE > 1) throw new Error(`--describe: expected a fraction in [0, 1], got ${DESCRIBE}`);
 const DESCRIBE_PROMPT = 'list every object.';
+const FRESH = a.fresh!;
+const MIX_BOX = num('mix-box');
+if (MIX_BOX > 1) throw new Error(`--mix-box: expected a fraction in [0, 1], got ${MIX_BOX}`);
+
+/**
+ * --fresh: the sentences of generated pictures the benchmark does not hold (the
+ * generator's RefCOCO-like train stream from `--pool-from` on), one batch per call,
+ * the answers as stage 0b writes them: a picture is never seen twice, so the answers
+ * cannot be learnt by heart.
+ */
+function freshStream(side: number, seed: number): (n: number) => TrainExample[] {
+  const generator = resolveGenerateConfig({ scale: 'quick', seed });
+  if (generator.imageSize !== side) throw new Error(`--fresh: the generator draws ${generator.imageSize}-px pictures, the model takes ${side}`);
+  let next = num('pool-from');
+  let queue: TrainExample[] = [];
+  return (n) => {
+    while (queue.length < n) {
+      const img = generateReferImage(generator, 'train', next++);
+      for (const r of img.refs) {
+        const o = img.scene.objects.find((x) => x.z === r.target)!;
+        const [x, y, w, h] = o.bbox;
+        const box: Box = [x, y, x + w, y + h];
+        const label = targetLabel(o);
+        for (const e of r.expressions)
+          queue.push({ id: `fresh/${img.index}/${r.family}/${r.target}`, family: r.family as Family, split: 'train', sentence: e.text, label, reasoning: e.reasoning, rgb: img.rgb, target: o.visible, box, answer: formatAnswer({ thinking: e.reasoning, box, label }), sample: null as never });
+      }
+    }
+    const out = new Rng(next).shuffle(queue).slice(0, n);
+    queue = queue.filter((e) => !out.includes(e));
+    return out;
+  };
+}
 
 /**
  * One "describe" example per RefCOCO-family training image: the prompt asks for every
@@ -215,37 +260,10 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
     const ids = b.tokens.arraySync() as number[][];
     const bbox = tok.tokenId('bbox_2d');
     const open = tok.tokenId('[');
-    let sft: tf.Scalar;
-    if (SIGMA === 0) {
-      sft = tokenCrossEntropy(lg, tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D, tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D);
-    } else {
-      const ans = b.answerMask.arraySync() as number[][];
-      const zero = tok.tokenId('0');
-      const target = new Float32Array(B * (T - 1) * V);
-      const mask = new Float32Array(B * (T - 1));
-      ids.forEach((row, i) => {
-        const start = row.indexOf(bbox);
-        let coords = 0;
-        for (let t = 1; t < T; t++) {
-          if (!ans[i]![t]) continue;
-          mask[i * (T - 1) + t - 1] = 1;
-          const id = row[t]!;
-          const base = (i * (T - 1) + t - 1) * V;
-          const value = id - zero;
-          if (start >= 0 && t > start && coords < 4 && value >= 0 && value <= tok.maxInt) {
-            coords++;
-            let z = 0;
-            for (let n = 0; n <= tok.maxInt; n++) z += target[base + zero + n] = Math.exp(-((n - value) ** 2) / (2 * SIGMA * SIGMA));
-            for (let n = 0; n <= tok.maxInt; n++) target[base + zero + n]! /= z;
-          } else {
-            target[base + id] = 1;
-          }
-        }
-      });
-      const m = tf.tensor2d(mask, [B, T - 1]);
-      const nll = tf.neg(tf.sum(tf.mul(tf.logSoftmax(lg), tf.tensor3d(target, [B, T - 1, V])), -1)); // [B, T-1]
-      sft = tf.div(tf.sum(tf.mul(nll, m)), tf.sum(m)) as tf.Scalar;
-    }
+    const sft =
+      SIGMA === 0 && num('box-weight') === 1
+        ? tokenCrossEntropy(lg, tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D, tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D)
+        : smoothedAnswerNll(logits, b, tok, SIGMA, num('box-weight'));
     const nv = model.vision.numTokens;
     const C = hidden.shape[2];
     const q: tf.Tensor[] = [];
@@ -307,6 +325,43 @@ function pretrainLabels(
   }
   console.log(`label pretraining: held-out cell category cross-entropy ${(held / heldOut.examples.length).toFixed(3)} (the images of ${heldOut.examples.length} refcoco val sentences)`);
   own?.dispose();
+}
+
+/**
+ * The teacher-forced NLL per token of the box's four integers and of the answer's other
+ * tokens, with each example's own picture and with the next one's: where in the answer the
+ * picture is read. Returns [box own, box other, rest own, rest other].
+ */
+function splitDependence(model: LensModel, tok: Tokenizer, examples: readonly TrainExample[], batch: number): [number, number, number, number] {
+  const side = model.config.imageSize;
+  const zero = tok.tokenId('0');
+  const sums = [0, 0, 0, 0];
+  const counts = [0, 0];
+  for (let s = 0; s + 1 < examples.length; s += batch) {
+    const b = encodeBatch(tok, examples.slice(s, s + batch), { numVisual: model.vision.numTokens, side, withAnswer: true });
+    const ids = b.tokens.arraySync();
+    const ans = b.answerMask.arraySync();
+    const [own, other] = tf.tidy(() => {
+      const rolled = tf.concat([tf.slice(b.images, [1, 0, 0, 0], [-1, -1, -1, -1]), tf.slice(b.images, [0, 0, 0, 0], [1, -1, -1, -1])], 0) as tf.Tensor4D;
+      return [b.images, rolled].map((images) => {
+        const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(images) });
+        hidden.dispose();
+        return tf.logSoftmax(logits).arraySync() as number[][][];
+      });
+    });
+    ids.forEach((row, i) => {
+      let coords = 0;
+      for (let t = 1; t < row.length; t++) {
+        if (!ans[i]![t]) continue;
+        const box = row[t]! >= zero && row[t]! <= zero + tok.maxInt && coords++ < 4 ? 0 : 1;
+        sums[2 * box]! -= own![i]![t - 1]![row[t]!]!;
+        sums[2 * box + 1]! -= other![i]![t - 1]![row[t]!]!;
+        counts[box]!++;
+      }
+    });
+    disposeBatch(b);
+  }
+  return [sums[0]! / counts[0]!, sums[1]! / counts[0]!, sums[2]! / counts[1]!, sums[3]! / counts[1]!];
 }
 
 /** FNV-1a hash of an image's bytes (`scale` 255 for [0, 1] floats): the oracle's lookup key. */
@@ -383,6 +438,7 @@ async function main(): Promise<void> {
   const evaluate = (step: number) => {
     const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
     const dep = imageDependence(model, tok, val, { batch: 25 });
+    const [boxOwn, boxOther, restOwn, restOther] = splitDependence(model, tok, val, 25);
     const { images, labels } = imageTensors(val, side);
     const spread = visualSpread(plainVision, images);
     tf.dispose([images, labels]);
@@ -397,6 +453,10 @@ async function main(): Promise<void> {
       boxIou: r.boxIou,
       answerNll: dep.own,
       answerNllOtherImage: dep.shuffled,
+      boxNll: boxOwn,
+      boxNllOtherImage: boxOther,
+      restNll: restOwn,
+      restNllOtherImage: restOther,
       visualMeanNorm: spread.meanNorm,
       visualDeviationRms: spread.deviationRms,
     };
@@ -410,9 +470,12 @@ async function main(): Promise<void> {
     pretrainLabels(model, tok, train, instances, heldOut, LABEL_PRETRAIN, Number(a.lr), rng.fork('label-pretrain'));
   }
   if (STEPS === 0) evaluate(0); // --steps 0: score the model of --from as it is (e.g. a stage-0b run)
+  const fresh = FRESH ? freshStream(side, Number(a.seed)) : null;
   for (let step = 0; step < STEPS; step++) {
     const nDescribe = Math.round(DESCRIBE * BATCH);
-    const ex = batchIndices(train.length, BATCH, step, rng.fork('data')).slice(0, BATCH - nDescribe).map((i) => train[i]!);
+    const ex = fresh ? fresh(BATCH - nDescribe) : batchIndices(train.length, BATCH, step, rng.fork('data')).slice(0, BATCH - nDescribe).map((i) => train[i]!);
+    const nBox = Math.round(MIX_BOX * ex.length);
+    ex.splice(0, nBox, ...ex.slice(0, nBox).map((e) => ({ ...e, sentence: `bbox_2d ${e.sentence}`, answer: `[${e.box.join(', ')}]` })));
     if (nDescribe > 0) ex.push(...batchIndices(described.length, nDescribe, step, rng.fork('describe')).map((i) => described[i]!));
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side, withAnswer: true });
     const shares = cellShares(ex, side, g);
