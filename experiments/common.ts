@@ -81,15 +81,32 @@ export function visualSpread(encode: (images: tf.Tensor4D) => tf.Tensor3D, image
  * `--number-code S`: writes into the integer tokens' embeddings (0..maxInt, tied to the LM
  * head) S x a Fourier code of the integer, sin / cos at periods 2*side, side, side/2, ... 4
  * on the first dimensions: neighbouring integers start close, as in a pretrained LM's number
- * embeddings, so a coordinate read from the picture maps to nearby tokens.
+ * embeddings, so a coordinate read from the picture maps to nearby tokens. `pos2d`: the
+ * visual tokens' --pos2d code (sinCos2d) of the integer's place in cell units, in both the
+ * column and the row quarters: a state that points at a visual token then also points at
+ * the integers of its place.
  */
-export function addNumberCode(model: LensModel, tok: Tokenizer, scale: number, kind: 'fourier' | 'thermo' = 'fourier'): void {
+export function addNumberCode(model: LensModel, tok: Tokenizer, scale: number, kind: 'fourier' | 'thermo' | 'pos2d' = 'fourier'): void {
   const side = model.config.imageSize;
   const w = model.mllm.embed.weight;
   const [V, C] = w.shape as [number, number];
   const zero = tok.tokenId('0');
   const code = new Float32Array(V * C);
-  if (kind === 'thermo') {
+  if (kind === 'pos2d') {
+    // the --pos2d code of the cell position n / cell - 0.5, in both the column and the row quarters
+    const g = Math.sqrt(model.vision.numTokens);
+    const q = C / 4;
+    for (let n = 0; n <= tok.maxInt; n++) {
+      const u = n / (side / g) - 0.5;
+      for (let k = 0; k < q; k++) {
+        const f = Math.PI * Math.pow(100, -k / q);
+        for (const o of [0, 2 * q]) {
+          code[(zero + n) * C + o + k] = scale * Math.sin(f * u);
+          code[(zero + n) * C + o + q + k] = scale * Math.cos(f * u);
+        }
+      }
+    }
+  } else if (kind === 'thermo') {
     const J = 32; // thresholds every side / 32 pixels: dimension j is +S/2 above threshold j, -S/2 below
     for (let n = 0; n <= tok.maxInt; n++) for (let j = 0; j < J; j++) code[(zero + n) * C + j] = (n > ((j + 0.5) * side) / J ? 0.5 : -0.5) * scale;
   } else {

@@ -29,6 +29,8 @@
  *   the category words of the instances covering its cell (`--label`'s targets), looked up
  *   by the picture's pixels, so the visual tokens name their shapes exactly (RefCOCO-family
  *   pictures; the ReasonSeg-like ones get nothing). What is left to learn is the MLLM's reading.
+ * `--number-pos S`: adds S x the --pos2d code of each integer's place to its embedding
+ * (common.ts addNumberCode 'pos2d'; written into the saved model).
  * `--box-weight W`: the box's four integers weigh W in the answer NLL (the other tokens 1).
  * `--mix-box F`: a fraction F of every batch answers with the box alone ("[x1, y1, x2, y2]",
  * as `pool_tasks.ts --task refer-box`), its sentence prefixed with the word `bbox_2d` so
@@ -71,7 +73,7 @@ import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
 import { saveStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
-import { addPos2d, optimiserStep, smoothedAnswerNll, visualSpread } from './common';
+import { addNumberCode, addPos2d, optimiserStep, smoothedAnswerNll, visualSpread } from './common';
 
 const { values: a } = parseArgs({
   options: {
@@ -95,6 +97,7 @@ const { values: a } = parseArgs({
     fresh: { type: 'boolean', default: false },
     'mix-box': { type: 'string', default: '0' },
     'box-weight': { type: 'string', default: '1' },
+    'number-pos': { type: 'string', default: '0' },
     'pool-from': { type: 'string', default: '20000' },
     'eval-every': { type: 'string', default: '300' },
     eval: { type: 'string', default: '100' },
@@ -417,6 +420,7 @@ async function main(): Promise<void> {
   const g = Math.sqrt(model.vision.numTokens);
   const plainVision = model.vision.apply.bind(model.vision); // the encoder's own output, before --pos2d / --oracle
   if (POS2D > 0) addPos2d(model, POS2D);
+  if (num('number-pos') > 0) addNumberCode(model, tok, num('number-pos'), 'pos2d');
   const all: TrainExample[] = [];
   for (const f of TRAIN_FAMILIES) all.push(...(await loadExamples(a.data!, f, 'train', { imageSize: side, quiet: true })));
   const train = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
