@@ -41,17 +41,20 @@ export function sinCos2d(g: number, C: number, scale: number): tf.Tensor3D {
   const code = new Float32Array(g * g * C);
   for (let r = 0; r < g; r++) {
     for (let c = 0; c < g; c++) {
-      const o = (r * g + c) * C;
-      for (let k = 0; k < q; k++) {
-        const f = Math.PI * Math.pow(100, -k / q);
-        code[o + k] = Math.sin(f * c);
-        code[o + q + k] = Math.cos(f * c);
-        code[o + 2 * q + k] = Math.sin(f * r);
-        code[o + 3 * q + k] = Math.cos(f * r);
-      }
+      writeSinCos(code, (r * g + c) * C, q, c, 1);
+      writeSinCos(code, (r * g + c) * C + 2 * q, q, r, 1);
     }
   }
   return tf.mul(tf.tensor3d(code, [1, g * g, C]), scale) as tf.Tensor3D;
+}
+
+/** Writes scale x sin(f_k u) at out[at + k] and scale x cos(f_k u) at out[at + q + k], f_k = pi * 100^(-k/q), k < q: one axis of sinCos2d. */
+function writeSinCos(out: Float32Array, at: number, q: number, u: number, scale: number): void {
+  for (let k = 0; k < q; k++) {
+    const f = Math.PI * Math.pow(100, -k / q);
+    out[at + k] = scale * Math.sin(f * u);
+    out[at + q + k] = scale * Math.cos(f * u);
+  }
 }
 
 /** `--pos2d S`: adds sinCos2d(S) to every output of the model's vision encoder (its visual tokens' 2D positions). */
@@ -98,13 +101,7 @@ export function addNumberCode(model: LensModel, tok: Tokenizer, scale: number, k
     const q = C / 4;
     for (let n = 0; n <= tok.maxInt; n++) {
       const u = n / (side / g) - 0.5;
-      for (let k = 0; k < q; k++) {
-        const f = Math.PI * Math.pow(100, -k / q);
-        for (const o of [0, 2 * q]) {
-          code[(zero + n) * C + o + k] = scale * Math.sin(f * u);
-          code[(zero + n) * C + o + q + k] = scale * Math.cos(f * u);
-        }
-      }
+      for (const o of [0, 2 * q]) writeSinCos(code, (zero + n) * C + o, q, u, scale);
     }
   } else if (kind === 'thermo') {
     const J = 32; // thresholds every side / 32 pixels: dimension j is +S/2 above threshold j, -S/2 below

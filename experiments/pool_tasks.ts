@@ -337,6 +337,7 @@ function answers(): void {
     saveLens(model, join(a.save, 'model.safetensors'), { stage: `experiment: pool_tasks ${a.task}` }); // without the --pos2d code and the --oracle words
     console.log(`saved the model to ${a.save}/model.safetensors`);
   }
+  model.dispose();
 }
 
 await initBackend({ quiet: true });

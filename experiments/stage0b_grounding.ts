@@ -346,10 +346,13 @@ function splitDependence(model: LensModel, tok: Tokenizer, examples: readonly Tr
     const ans = b.answerMask.arraySync();
     const [own, other] = tf.tidy(() => {
       const rolled = tf.concat([tf.slice(b.images, [1, 0, 0, 0], [-1, -1, -1, -1]), tf.slice(b.images, [0, 0, 0, 0], [1, -1, -1, -1])], 0) as tf.Tensor4D;
+      const [B, T] = b.tokens.shape;
+      const next = tf.oneHot(tf.slice(b.tokens, [0, 1], [B, T - 1]), model.config.mllm.vocabSize); // [B, T-1, vocab]: the token each position predicts
       return [b.images, rolled].map((images) => {
         const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(images) });
         hidden.dispose();
-        return tf.logSoftmax(logits).arraySync() as number[][][];
+        const logp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, -1]));
+        return tf.neg(tf.sum(tf.mul(logp, next), -1)).arraySync() as number[][]; // [B, T-1]: each token's NLL
       });
     });
     ids.forEach((row, i) => {
@@ -357,8 +360,8 @@ function splitDependence(model: LensModel, tok: Tokenizer, examples: readonly Tr
       for (let t = 1; t < row.length; t++) {
         if (!ans[i]![t]) continue;
         const box = row[t]! >= zero && row[t]! <= zero + tok.maxInt && coords++ < 4 ? 0 : 1;
-        sums[2 * box]! -= own![i]![t - 1]![row[t]!]!;
-        sums[2 * box + 1]! -= other![i]![t - 1]![row[t]!]!;
+        sums[2 * box]! += own![i]![t - 1]!;
+        sums[2 * box + 1]! += other![i]![t - 1]!;
         counts[box]!++;
       }
     });
