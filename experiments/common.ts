@@ -8,6 +8,7 @@ import type { LensModel } from '../src/model/lens';
 import type { Tokenizer } from '../src/model/tokenizer';
 import type { Batch } from '../src/train/data';
 import { AdamW, clipByGlobalNorm } from '../src/train/optim';
+import { sinCos2d, writeSinCos } from '../src/model/vision_encoder';
 
 /**
  * Gradients of `loss` over `params`, clipped to global norm 1 (as every stage), one AdamW
@@ -32,36 +33,13 @@ export function optimiserStep(
   return v;
 }
 
-/**
- * [1, g*g, C]: a fixed 2D sin-cos code of each visual token's (row, col) on the g x g grid,
- * times `scale` (quarters of C: sin / cos of the column, sin / cos of the row).
- */
-export function sinCos2d(g: number, C: number, scale: number): tf.Tensor3D {
-  const q = C / 4;
-  const code = new Float32Array(g * g * C);
-  for (let r = 0; r < g; r++) {
-    for (let c = 0; c < g; c++) {
-      writeSinCos(code, (r * g + c) * C, q, c, 1);
-      writeSinCos(code, (r * g + c) * C + 2 * q, q, r, 1);
-    }
-  }
-  return tf.mul(tf.tensor3d(code, [1, g * g, C]), scale) as tf.Tensor3D;
-}
-
-/** Writes scale x sin(f_k u) at out[at + k] and scale x cos(f_k u) at out[at + q + k], f_k = pi * 100^(-k/q), k < q: one axis of sinCos2d. */
-function writeSinCos(out: Float32Array, at: number, q: number, u: number, scale: number): void {
-  for (let k = 0; k < q; k++) {
-    const f = Math.PI * Math.pow(100, -k / q);
-    out[at + k] = scale * Math.sin(f * u);
-    out[at + q + k] = scale * Math.cos(f * u);
-  }
-}
-
-/** `--pos2d S`: adds sinCos2d(S) to every output of the model's vision encoder (its visual tokens' 2D positions). */
+/** `--pos2d S`: adds the 2D code of src's VisionEncoderConfig.pos2dScale (sinCos2d, times S) to every output of the model's vision encoder, bolted on. */
 export function addPos2d(model: LensModel, scale: number): void {
-  const code = sinCos2d(Math.sqrt(model.vision.numTokens), model.config.mllm.hiddenSize, scale);
+  const g = Math.sqrt(model.vision.numTokens);
+  const C = model.config.mllm.hiddenSize;
+  const code = sinCos2d(g, C, scale);
   const plain = model.vision.apply.bind(model.vision);
-  model.vision.apply = (images: tf.Tensor4D) => tf.tidy(() => tf.add(plain(images), code) as tf.Tensor3D);
+  model.vision.apply = (images: tf.Tensor4D) => tf.tidy(() => tf.add(plain(images), tf.tensor3d(code, [1, g * g, C])) as tf.Tensor3D);
 }
 
 /**

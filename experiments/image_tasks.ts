@@ -104,7 +104,7 @@ function distillFromSam(model: LensModel, images: Uint8Array[], steps: number, l
       return tf.reshape(tf.div(tf.sub(pooled, mean), tf.add(tf.sqrt(variance), 1e-6)), [16 * g * g, -1]) as tf.Tensor2D;
     });
     sum += optimiserStep(opt, params, () => {
-      const x = vis.patchEmbed.apply(tf.sub(patchify(imgs, c.patchSize), 0.5));
+      const x = vis.patchEmbed!.apply(tf.sub(patchify(imgs, c.patchSize), 0.5));
       let h = tf.add(tf.reshape(x, [16, g * g, c.width]), vis.posEmbed) as tf.Tensor3D;
       for (const blk of vis.blocks) h = blk.apply(h);
       const pred = head.apply(tf.reshape(vis.norm.apply(h), [16 * g * g, c.width]) as tf.Tensor2D);

@@ -15,7 +15,7 @@
  * filter flattened to [p*p*3, C]), never conv2d, whose filter gradient wasm lacks.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LayerNorm, Linear, MLP, Module, TransformerBlock, init } from './nn';
+import { LayerNorm, Linear, MLP, Module, TransformerBlock, init, quickGelu } from './nn';
 import type { Rng } from '../random';
 
 export interface VisionEncoderConfig {
@@ -37,6 +37,23 @@ export interface VisionEncoderConfig {
   outDim: number;
   /** Std of the N(0, std) init of projections and positional embedding (0.02, ViT / Qwen). */
   initStd: number;
+  /**
+   * Scale of a fixed 2D sin-cos code of each visual token's (row, column) on the merged grid,
+   * added to the encoder's output (`sinCos2d`); 0 = none. Qwen2.5-VL gives its visual tokens
+   * their (h, w) positions through 2D mRoPE inside the LLM; our MLLM has learned 1D positions,
+   * which cannot tell a token's row from its column, so the code stands in for mRoPE's 2D
+   * positions. Needs outDim divisible by 4.
+   */
+  pos2dScale: number;
+  /**
+   * How pixels become patch tokens. 'patch': one linear map of each p x p patch (Qwen2.5-VL's
+   * patch embedding, a stride-p conv). 'conv': a convolutional stem (Xiao et al. 2021, "Early
+   * convolutions help transformers see better"): a 3 x 3 conv to width / 4 channels at full
+   * resolution, then log2(p) 3 x 3 stride-2 convs (width / 2, then width) down to the patch
+   * grid, quick-GELU between them. From scratch on the generated pictures its shapes come
+   * faster than the patch embedding's (docs/stage0b-grounding.md, "The vision encoder").
+   */
+  stem: 'patch' | 'conv';
 }
 
 /** Defaults sized for the `tiny` preset; presets.ts sets every size explicitly. */
@@ -50,6 +67,8 @@ export const DEFAULT_VISION_ENCODER_CONFIG: VisionEncoderConfig = {
   mergeSize: 2,
   outDim: 64,
   initStd: 0.02,
+  pos2dScale: 0,
+  stem: 'patch',
 };
 
 /** Fills defaults and checks every field; throws naming the field and what was expected. */
@@ -68,6 +87,12 @@ export function validateVisionEncoderConfig(partial: Partial<VisionEncoderConfig
   }
   if (c.width % c.numHeads !== 0) throw new Error(`VisionEncoderConfig.numHeads: expected a divisor of width ${c.width}, got ${c.numHeads}`);
   if (typeof c.initStd !== 'number' || !(c.initStd > 0)) throw new Error(`VisionEncoderConfig.initStd: expected a number > 0, got ${JSON.stringify(c.initStd)}`);
+  if (typeof c.pos2dScale !== 'number' || !(c.pos2dScale >= 0)) throw new Error(`VisionEncoderConfig.pos2dScale: expected a number >= 0, got ${JSON.stringify(c.pos2dScale)}`);
+  if (c.stem !== 'patch' && c.stem !== 'conv') throw new Error(`VisionEncoderConfig.stem: expected 'patch' or 'conv', got ${JSON.stringify(c.stem)}`);
+  if (c.stem === 'conv' && (!Number.isInteger(Math.log2(c.patchSize)) || c.width % 4 !== 0)) {
+    throw new Error(`VisionEncoderConfig.stem: 'conv' needs patchSize a power of 2 and width divisible by 4, got patchSize ${c.patchSize}, width ${c.width}`);
+  }
+  if (c.pos2dScale > 0 && c.outDim % 4 !== 0) throw new Error(`VisionEncoderConfig.pos2dScale: the 2D code needs outDim divisible by 4, got outDim ${c.outDim}`);
   return c;
 }
 
@@ -76,6 +101,59 @@ export function numVisualTokens(config: Partial<VisionEncoderConfig> = {}): numb
   const c = validateVisionEncoderConfig(config);
   const side = c.imageSize / c.patchSize / c.mergeSize;
   return side * side;
+}
+
+/**
+ * Writes scale * sin(f_k u) at out[at + k] and scale * cos(f_k u) at out[at + q + k] for
+ * k < q, f_k = pi * 100^(-k/q): one axis of `sinCos2d`.
+ */
+export function writeSinCos(out: Float32Array, at: number, q: number, u: number, scale: number): void {
+  for (let k = 0; k < q; k++) {
+    const f = Math.PI * Math.pow(100, -k / q);
+    out[at + k] = scale * Math.sin(f * u);
+    out[at + q + k] = scale * Math.cos(f * u);
+  }
+}
+
+/**
+ * [g*g * C] row-major: a fixed 2D sin-cos code of each token's (row, col) on a g x g grid,
+ * times `scale`, in quarters of C: sin / cos of the column, then sin / cos of the row.
+ */
+export function sinCos2d(g: number, C: number, scale: number): Float32Array {
+  if (C % 4 !== 0) throw new Error(`sinCos2d: width ${C} is not divisible by 4`);
+  const q = C / 4;
+  const code = new Float32Array(g * g * C);
+  for (let r = 0; r < g; r++) {
+    for (let c = 0; c < g; c++) {
+      writeSinCos(code, (r * g + c) * C, q, c, scale);
+      writeSinCos(code, (r * g + c) * C + 2 * q, q, r, scale);
+    }
+  }
+  return code;
+}
+
+/**
+ * The 3 x 3 neighbourhoods of a conv with padding 1 and stride 1 or 2, as channels:
+ * x [B, H, W, C] -> [B, H/s, W/s, 9C], channel (ky*3 + kx)*C + c, so `im2col3x3(x, s) @ W`
+ * is conv2d(x, W as HWIO [3, 3, C, Co], s, pad 1) (tested). Pads, slices and (stride 2)
+ * reshapes only: every backend has their gradients, and the matmul after it reaches the
+ * native kernels (docs/performance.md), where the wasm backend's conv2d would not.
+ */
+export function im2col3x3(x: tf.Tensor4D, stride: 1 | 2): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, H, W, C] = x.shape;
+    if (stride === 2 && (H % 2 !== 0 || W % 2 !== 0)) throw new Error(`im2col3x3: stride 2 needs an even size, got ${H} x ${W}`);
+    const p = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
+    const cols: tf.Tensor[] = [];
+    for (let ky = 0; ky < 3; ky++) {
+      for (let kx = 0; kx < 3; kx++) {
+        const win = tf.slice(p, [0, ky, kx, 0], [B, H, W, C]); // input (y + ky - 1, x + kx - 1) at (y, x)
+        // stride 2 keeps the even rows and columns: [B, H/2, 2, W/2, 2C] -> first of each pair
+        cols.push(stride === 1 ? win : tf.slice(tf.reshape(win, [B, H / 2, 2, W / 2, 2 * C]), [0, 0, 0, 0, 0], [B, H / 2, 1, W / 2, C]));
+      }
+    }
+    return tf.reshape(tf.concat(cols, -1), [B, H / stride, W / stride, 9 * C]) as tf.Tensor4D;
+  });
 }
 
 /**
@@ -97,18 +175,36 @@ export function patchify(images: tf.Tensor4D, p: number): tf.Tensor2D {
 /** Patch ViT + patch merger. images [B, H, W, 3] in [0, 1] -> visual tokens [B, V, outDim]. */
 export class VisionEncoder extends Module {
   readonly config: VisionEncoderConfig;
-  readonly patchEmbed: Linear;
+  /** The 'patch' stem (null with 'conv'). */
+  readonly patchEmbed: Linear | null;
+  /** The 'conv' stem: one im2col Linear [9 * cin, cout] per layer, and its stride (empty with 'patch'). */
+  readonly convStem: Array<{ proj: Linear; stride: 1 | 2 }> = [];
   readonly posEmbed: tf.Variable; // [1, N, width]
   readonly blocks: TransformerBlock[];
   readonly norm: LayerNorm;
   readonly merger: MLP;
+  /** The pos2dScale code [V * outDim], or null when pos2dScale is 0. */
+  private readonly pos2d: Float32Array | null;
 
   constructor(config: Partial<VisionEncoderConfig>, rng: Rng) {
     super();
     const c = (this.config = validateVisionEncoderConfig(config));
     const p = c.patchSize;
     const n = (c.imageSize / p) ** 2;
-    this.patchEmbed = this.child('patch_embed', new Linear(p * p * 3, c.width, rng.fork('patch_embed'), { std: c.initStd }));
+    if (c.stem === 'patch') {
+      this.patchEmbed = this.child('patch_embed', new Linear(p * p * 3, c.width, rng.fork('patch_embed'), { std: c.initStd }));
+    } else {
+      this.patchEmbed = null;
+      const widths = [c.width / 4]; // full resolution, then one stride-2 conv per halving
+      for (let k = 1; k <= Math.log2(p); k++) widths.push(Math.min(c.width, (c.width / 4) * 2 ** k));
+      let cin = 3;
+      widths.forEach((cout, k) => {
+        // torch's Conv2d default scale, std 1 / sqrt(3 fanIn); rows (ky*3 + kx)*cin + ci (HWIO flattened)
+        const proj = new Linear(9 * cin, cout, rng.fork(`conv_stem.${k}`), { std: 1 / Math.sqrt(27 * cin) });
+        this.convStem.push({ proj: this.child(`conv_stem.${k}`, proj), stride: k === 0 ? 1 : 2 });
+        cin = cout;
+      });
+    }
     this.posEmbed = this.param('pos_embed', init.normal(rng.fork('pos_embed'), n * c.width, c.initStd), [1, n, c.width]);
     this.blocks = [];
     for (let i = 0; i < c.depth; i++) {
@@ -117,6 +213,7 @@ export class VisionEncoder extends Module {
     this.norm = this.child('norm', new LayerNorm(c.width));
     const m2 = c.mergeSize * c.mergeSize;
     this.merger = this.child('merger', new MLP(c.width * m2, c.width * m2, c.outDim, rng.fork('merger'), { std: c.initStd }));
+    this.pos2d = c.pos2dScale > 0 ? sinCos2d(c.imageSize / p / c.mergeSize, c.outDim, c.pos2dScale) : null;
   }
 
   /** Number of visual tokens V per image. */
@@ -136,12 +233,24 @@ export class VisionEncoder extends Module {
       const B = images.shape[0];
       const g = c.imageSize / c.patchSize; // patch grid side
       // Centre the [0, 1] pixels (what the image normalisation of ViTs does, without dataset stats).
-      const x = this.patchEmbed.apply(tf.sub(patchify(images, c.patchSize), 0.5)); // [B*N, width]
+      const x = this.embedPatches(tf.sub(images, 0.5) as tf.Tensor4D); // [B*N, width]
       let h = tf.add(tf.reshape(x, [B, g * g, c.width]), this.posEmbed) as tf.Tensor3D; // [B, N, width]
       for (const blk of this.blocks) h = blk.apply(h);
       h = this.norm.apply(h);
-      return this.mergeAndProject(h, B, g);
+      const out = this.mergeAndProject(h, B, g);
+      return this.pos2d ? (tf.add(out, tf.tensor3d(this.pos2d, [1, this.numTokens, c.outDim])) as tf.Tensor3D) : out;
     });
+  }
+
+  /** The stem: centred images [B, H, W, 3] -> patch tokens [B * (H/p) * (W/p), width], row-major. */
+  private embedPatches(x: tf.Tensor4D): tf.Tensor2D {
+    if (this.patchEmbed) return this.patchEmbed.apply(patchify(x, this.config.patchSize)) as tf.Tensor2D;
+    let h = x;
+    this.convStem.forEach(({ proj, stride }, k) => {
+      h = proj.apply(im2col3x3(h, stride)) as tf.Tensor4D;
+      if (k < this.convStem.length - 1) h = quickGelu(h);
+    });
+    return tf.reshape(h, [-1, this.config.width]) as tf.Tensor2D;
   }
 
   /** Patch merger: [B, g*g, w] -> groups of m x m neighbours [B, V, m*m*w] -> MLP -> [B, V, outDim]. */
