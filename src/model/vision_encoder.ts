@@ -50,8 +50,10 @@ export interface VisionEncoderConfig {
    * patch embedding, a stride-p conv). 'conv': a convolutional stem (Xiao et al. 2021, "Early
    * convolutions help transformers see better"): a 3 x 3 conv to width / 4 channels at full
    * resolution, then log2(p) 3 x 3 stride-2 convs (width / 2, then width) down to the patch
-   * grid, quick-GELU between them. From scratch on the generated pictures its shapes come
-   * faster than the patch embedding's (docs/stage0b-grounding.md, "The vision encoder").
+   * grid, quick-GELU between them (torch's padding 1). From scratch on the generated pictures
+   * its shapes come faster than the patch embedding's, at several times the cost per step:
+   * conv2d and its input gradient are the wasm backend's own kernels, its filter gradient the
+   * project's (docs/stage0b-grounding.md, "Shapes: the ViT, not our kernels").
    */
   stem: 'patch' | 'conv';
 }
@@ -133,30 +135,6 @@ export function sinCos2d(g: number, C: number, scale: number): Float32Array {
 }
 
 /**
- * The 3 x 3 neighbourhoods of a conv with padding 1 and stride 1 or 2, as channels:
- * x [B, H, W, C] -> [B, H/s, W/s, 9C], channel (ky*3 + kx)*C + c, so `im2col3x3(x, s) @ W`
- * is conv2d(x, W as HWIO [3, 3, C, Co], s, pad 1) (tested). Pads, slices and (stride 2)
- * reshapes only: every backend has their gradients, and the matmul after it reaches the
- * native kernels (docs/performance.md), where the wasm backend's conv2d would not.
- */
-export function im2col3x3(x: tf.Tensor4D, stride: 1 | 2): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [B, H, W, C] = x.shape;
-    if (stride === 2 && (H % 2 !== 0 || W % 2 !== 0)) throw new Error(`im2col3x3: stride 2 needs an even size, got ${H} x ${W}`);
-    const p = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]);
-    const cols: tf.Tensor[] = [];
-    for (let ky = 0; ky < 3; ky++) {
-      for (let kx = 0; kx < 3; kx++) {
-        const win = tf.slice(p, [0, ky, kx, 0], [B, H, W, C]); // input (y + ky - 1, x + kx - 1) at (y, x)
-        // stride 2 keeps the even rows and columns: [B, H/2, 2, W/2, 2C] -> first of each pair
-        cols.push(stride === 1 ? win : tf.slice(tf.reshape(win, [B, H / 2, 2, W / 2, 2 * C]), [0, 0, 0, 0, 0], [B, H / 2, 1, W / 2, C]));
-      }
-    }
-    return tf.reshape(tf.concat(cols, -1), [B, H / stride, W / stride, 9 * C]) as tf.Tensor4D;
-  });
-}
-
-/**
  * Non-overlapping p x p patches as rows, with rank-4 reshapes / transposes only.
  * images [B, H, W, Ch] -> [B * (H/p) * (W/p), p * p * Ch], patches row-major, each patch
  * flattened in (py, px, ch) order, so `patchify(x) @ W` equals conv2d(x, W as HWIO
@@ -177,7 +155,7 @@ export class VisionEncoder extends Module {
   readonly config: VisionEncoderConfig;
   /** The 'patch' stem (null with 'conv'). */
   readonly patchEmbed: Linear | null;
-  /** The 'conv' stem: one im2col Linear [9 * cin, cout] per layer, and its stride (empty with 'patch'). */
+  /** The 'conv' stem: per layer a Linear [9 * cin, cout] holding the HWIO filter flattened, and its stride (empty with 'patch'). */
   readonly convStem: Array<{ proj: Linear; stride: 1 | 2 }> = [];
   readonly posEmbed: tf.Variable; // [1, N, width]
   readonly blocks: TransformerBlock[];
@@ -247,7 +225,8 @@ export class VisionEncoder extends Module {
     if (this.patchEmbed) return this.patchEmbed.apply(patchify(x, this.config.patchSize)) as tf.Tensor2D;
     let h = x;
     this.convStem.forEach(({ proj, stride }, k) => {
-      h = proj.apply(im2col3x3(h, stride)) as tf.Tensor4D;
+      const filter = tf.reshape(proj.weight, [3, 3, h.shape[3], -1]) as tf.Tensor4D;
+      h = tf.add(tf.conv2d(h, filter, stride, [[0, 0], [1, 1], [1, 1], [0, 0]]), proj.bias!) as tf.Tensor4D;
       if (k < this.convStem.length - 1) h = quickGelu(h);
     });
     return tf.reshape(h, [-1, this.config.width]) as tf.Tensor2D;

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/random';
-import { VisionEncoder, im2col3x3, numVisualTokens, patchify, sinCos2d, validateVisionEncoderConfig, type VisionEncoderConfig } from '../../src/model/vision_encoder';
+import { VisionEncoder, numVisualTokens, patchify, sinCos2d, validateVisionEncoderConfig, type VisionEncoderConfig } from '../../src/model/vision_encoder';
 import { gradReach, maxAbsDiff, setBackend } from './mllm-testutil';
 
 const CFG: Partial<VisionEncoderConfig> = { imageSize: 16, patchSize: 4, width: 8, depth: 1, numHeads: 2, mergeSize: 2, outDim: 12 };
@@ -36,21 +36,6 @@ describe('patchify', () => {
       const x = tf.tensor4d(Array.from({ length: 16 }, (_, i) => i), [1, 4, 4, 1]);
       expect(Array.from(patchify(x, 2).dataSync())).toEqual([0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
       expect(() => patchify(x, 3)).toThrow(/not a multiple of the patch size 3/);
-    });
-  });
-});
-
-describe('im2col3x3', () => {
-  it.each([1, 2] as const)('times a weight equals conv2d (3 x 3, padding 1) with that weight as an HWIO filter, stride %i', (stride) => {
-    tf.tidy(() => {
-      const x = images(2, 8);
-      const w = tf.randomNormal([9 * 3, 5], 0, 1, 'float32', 8) as tf.Tensor2D;
-      const cols = im2col3x3(x, stride);
-      const side = 8 / stride;
-      expect(cols.shape).toEqual([2, side, side, 27]);
-      const viaCols = tf.matMul(tf.reshape(cols, [-1, 27]), w);
-      const viaConv = tf.conv2d(x, tf.reshape(w, [3, 3, 3, 5]) as tf.Tensor4D, stride, [[0, 0], [1, 1], [1, 1], [0, 0]]);
-      expect(maxAbsDiff(viaCols.dataSync(), viaConv.dataSync())).toBeLessThan(1e-5);
     });
   });
 });
