@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LensModel } from '../src/model/lens';
-import type { Tokenizer } from '../src/model/tokenizer';
+import { loadLens } from '../src/model/presets';
+import { Tokenizer } from '../src/model/tokenizer';
 import type { Batch } from '../src/train/data';
 import { AdamW, clipByGlobalNorm } from '../src/train/optim';
 import { sinCos2d, writeSinCos } from '../src/model/vision_encoder';
@@ -40,6 +41,16 @@ export function addPos2d(model: LensModel, scale: number): void {
   const code = sinCos2d(g, C, scale);
   const plain = model.vision.apply.bind(model.vision);
   model.vision.apply = (images: tf.Tensor4D) => tf.tidy(() => tf.add(plain(images), tf.tensor3d(code, [1, g * g, C])) as tf.Tensor3D);
+}
+
+/**
+ * An experiment's stage-0b model and its tokenizer from folder `from` (model.safetensors +
+ * tokenizer.json), with `--pos2d` bolted on when the experiment trained with it.
+ */
+export function loadExperimentModel(from: string, pos2d: number): { model: LensModel; tok: Tokenizer } {
+  const model = loadLens(`${from}/model.safetensors`).model;
+  if (pos2d > 0) addPos2d(model, pos2d);
+  return { model, tok: Tokenizer.load(`${from}/tokenizer.json`) };
 }
 
 /**

@@ -42,7 +42,7 @@
  *   npx tsx experiments/pool_tasks.ts --task box --from results/experiments/vision-cells --tokenizer results/main/pretrain/0b/tokenizer.json --pos2d 0.5 --steps 600
  *   npx tsx experiments/pool_tasks.ts --task colour-box --from results/experiments/vision-geom --tokenizer results/main/pretrain/0b/tokenizer.json --pos2d 0.5 --steps 3000 --curriculum 500
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
@@ -75,6 +75,7 @@ const { values: a } = parseArgs({
     colour: { type: 'string', default: '0' },
     geometry: { type: 'string', default: '0' },
     save: { type: 'string' },
+    dump: { type: 'string' },
     'pool-from': { type: 'string', default: '20000' },
     'coord-sigma': { type: 'string', default: '0' },
     'number-code': { type: 'string', default: '0' },
@@ -123,6 +124,33 @@ const pixels = (rgbs: readonly Uint8Array[]): tf.Tensor4D => {
 };
 
 const schedule = (s: number) => lrAt(s, { kind: 'cosine', lr: LR, warmupSteps: Math.min(100, Math.floor(STEPS / 10)), totalSteps: STEPS, minRatio: 0.1 });
+
+/**
+ * `--task cells --dump PREFIX`: writes the task's pictures and targets for a peer framework
+ * instead of training (experiments/cells_torch.py): the `--steps` x `--batch` training
+ * pictures from `--pool-from` to PREFIX_train.{px,t}, the held-out ones to PREFIX_held.{px,t};
+ * .px uint8 [N, side, side, 3], .t float32 [N, cells, 13].
+ */
+function dumpCells(
+  batch: (from: number, n: number) => { images: tf.Tensor4D; target: tf.Tensor2D },
+  dispose: (b: never) => void,
+): void {
+  const write = (path: string, from: number, n: number) => {
+    const px: Buffer[] = [];
+    const t: Buffer[] = [];
+    for (let i = 0; i < n; i += 512) {
+      const b = batch(from + i, Math.min(512, n - i));
+      px.push(Buffer.from(Uint8Array.from(b.images.dataSync(), (x) => Math.round(x * 255))));
+      t.push(Buffer.from((b.target.dataSync() as Float32Array).buffer));
+      dispose(b as never);
+    }
+    writeFileSync(`${path}.px`, Buffer.concat(px));
+    writeFileSync(`${path}.t`, Buffer.concat(t));
+  };
+  write(`${a.dump}_train`, POOL_FROM, STEPS * BATCH);
+  write(`${a.dump}_held`, HELD_FROM, HELD);
+  console.log(`wrote ${STEPS * BATCH} training and ${HELD} held-out pictures to ${a.dump}_{train,held}.{px,t}`);
+}
 
 /** --task cells: can the vision encoder learn the 13 shapes (and, with --colour W, the 8 colours) when no picture repeats? */
 function cells(): void {
@@ -181,6 +209,7 @@ function cells(): void {
       const l1 = (p: tf.Tensor2D) => masked(tf.mean(tf.abs(tf.sub(tf.sigmoid(p), b.boxes)), -1) as tf.Tensor1D, b.mask);
       return [ce(head.apply(flat), b.target, b.mask), colourHead ? ce(colourHead.apply(flat), b.colour, b.mask) : tf.scalar(0), boxHead ? l1(boxHead.apply(flat)) : tf.scalar(0)];
     });
+  if (a.dump) return dumpCells(batch, dispose);
   const held = batch(HELD_FROM, HELD);
   const [prior, floor] = tf.tidy(() => {
     const mean = tf.div(tf.sum(tf.mul(held.target, tf.expandDims(held.mask, 1)), 0), tf.sum(held.mask));

@@ -10,6 +10,18 @@
  *   cross-entropy towards the share of the target mask inside each token's image cell.
  *   Parameter-free: it shapes the MLLM's own states, and so gives the vision encoder a
  *   direct gradient (the plain SFT gives it almost none: the answers are learnt from text).
+ *   `--pointer-at box`: at the states that predict each of the four coordinates, not x1 alone.
+ *   `--pointer-layer L`: on the residual states after block L instead of the last layer's.
+ *   `--attn-pointer L`: on attention instead of states: head 0 of block L is trained to put
+ *   its weight (softmax over every key) on the visual tokens that hold the target, so it
+ *   copies the target token's value into the state that writes the box.
+ *   `--place-probe W`: a loss (weight W) on a linear head of its own that reads the
+ *   target's cell off the pointer's x1 state: the state must hold where the object is.
+ *   Every evaluation scores the pointer on the held-out sentences, teacher-forced:
+ *   `pointerHeldOut` (its cross-entropy) and `pointerHit` (the share whose x1 state points,
+ *   argmax, at a token holding some of the target).
+ * - `--no-place`: the reasoning's last sentence names the target without its place ("It is
+ *   the red circle." for "It is the red circle at the top."), so only the picture can place the box.
  * - `--pos2d S`: a fixed 2D sin-cos code of each visual token's (row, col), times S, added
  *   to the vision encoder's output (the MLLM's learned 1D positions cannot tell rows from
  *   columns; Qwen2.5-VL's mRoPE gives visual tokens their (h, w) positions).
@@ -98,6 +110,11 @@ const { values: a } = parseArgs({
     'mix-box': { type: 'string', default: '0' },
     'box-weight': { type: 'string', default: '1' },
     'number-pos': { type: 'string', default: '0' },
+    'no-place': { type: 'boolean', default: false },
+    'pointer-at': { type: 'string', default: 'x1' },
+    'pointer-layer': { type: 'string', default: '0' },
+    'attn-pointer': { type: 'string', default: '0' },
+    'place-probe': { type: 'string', default: '0' },
     'pool-from': { type: 'string', default: '20000' },
     'eval-every': { type: 'string', default: '300' },
     eval: { type: 'string', default: '100' },
@@ -123,6 +140,69 @@ if (DESCRIBE > 1) throw new Error(`--describe: expected a fraction in [0, 1], go
 const DESCRIBE_PROMPT = 'list every object.';
 const FRESH = a.fresh!;
 const MIX_BOX = num('mix-box');
+if (a['pointer-at'] !== 'x1' && a['pointer-at'] !== 'box') throw new Error(`--pointer-at: expected x1 or box, got '${a['pointer-at']}'`);
+/** --pointer-at: offsets from the box's `[` of the states the pointer trains (x1 alone, or each of the four coordinates). */
+const POINTER_AT = a['pointer-at'] === 'box' ? [0, 2, 4, 6] : [0];
+
+/**
+ * --pointer-layer L (1..numLayers): the pointer scores the residual states after block L
+ * instead of the last layer's normed states (0: those), so the blocks above are free to turn
+ * the pointed-at token into the next token. Set by wrapping block L's applyKV.
+ */
+let layerOut: tf.Tensor3D | null = null;
+function tapLayer(model: LensModel, L: number): void {
+  const blk = model.mllm.blocks[L - 1];
+  if (!blk) throw new Error(`--pointer-layer: expected 1..${model.mllm.blocks.length}, got ${L}`);
+  const plain = blk.applyKV.bind(blk);
+  blk.applyKV = ((...args: Parameters<typeof plain>) => {
+    const r = plain(...args);
+    layerOut?.dispose(); // the previous forward pass's (kept below: runBlocks' scope would dispose it)
+    layerOut = tf.keep(r.y as tf.Tensor3D);
+    return r;
+  }) as typeof blk.applyKV;
+}
+
+/**
+ * --attn-pointer L (1..numLayers): the pointer supervises attention instead of states: head 0
+ * of block L, at the pointer's positions, is trained by cross-entropy to put its weight on
+ * the visual tokens holding the target (the whole softmax over every key, so the weight
+ * must leave the text). The head then copies the target token's value, its place included,
+ * into the state that writes the box. The tap keeps head 0's log-attention [B, N, T].
+ */
+let headLogAttn: tf.Tensor3D | null = null;
+function tapAttention(model: LensModel, L: number): void {
+  const blk = model.mllm.blocks[L - 1];
+  if (!blk) throw new Error(`--attn-pointer: expected 1..${model.mllm.blocks.length}, got ${L}`);
+  const plain = blk.applyKV.bind(blk);
+  blk.applyKV = ((x: tf.Tensor3D, bias: tf.Tensor | undefined, past?: { k: tf.Tensor4D; v: tf.Tensor4D }) => {
+    const r = plain(x, bias, past);
+    headLogAttn?.dispose();
+    headLogAttn = tf.tidy(() => {
+      const a = blk.attn;
+      const q = tf.slice(a.splitHeads(a.q.apply(blk.ln1.apply(x))), [0, 0, 0, 0], [-1, 1, -1, -1]); // [B, 1, N, hs]
+      const k = tf.slice(r.k, [0, 0, 0, 0], [-1, 1, -1, -1]); // [B, 1, T, hs]
+      let sc = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(q.shape[3]));
+      if (bias) sc = tf.add(sc, bias.shape[1] === 1 ? bias : tf.slice(bias, [0, 0, 0, 0], [-1, 1, -1, -1]));
+      return tf.squeeze(tf.logSoftmax(sc), [1]) as tf.Tensor3D;
+    });
+    tf.keep(headLogAttn);
+    return r;
+  }) as typeof blk.applyKV;
+}
+
+/**
+ * --place-probe W: an auxiliary loss, weight W: a linear head of its own (dropped at the end)
+ * reads the target's visual cell (its mask shares, as the pointer's targets) off the state
+ * the pointer scores at the box's `[`, so that state must carry where the pointed-at
+ * object is, not only what it looks like.
+ */
+let placeHead: Linear | null = null;
+
+/** --no-place: the reasoning's last sentence names the target without its place ("It is the red circle."). */
+function withoutPlace(e: TrainExample): TrainExample {
+  const place = / (at the [a-z ]+|in the centre)\.<\/think>/;
+  return place.test(e.answer) ? { ...e, answer: e.answer.replace(place, '.</think>') } : e;
+}
 if (MIX_BOX > 1) throw new Error(`--mix-box: expected a fraction in [0, 1], got ${MIX_BOX}`);
 
 /**
@@ -253,7 +333,7 @@ async function imageInstances(root: string, side: number, split = 'train'): Prom
 }
 
 /** The answer NLL (coordinates Gaussian-smoothed when SIGMA > 0) and the pointer loss. */
-function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D, labels: CellLabels | null): { sft: tf.Scalar; pointer: tf.Scalar; label: tf.Scalar } {
+function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D, labels: CellLabels | null): { sft: tf.Scalar; pointer: tf.Scalar; label: tf.Scalar; hit: tf.Scalar; place: tf.Scalar } {
   return tf.tidy(() => {
     const visual = model.vision.apply(b.images);
     const label = labels ? labelLoss(model, visual, labels) : tf.scalar(0);
@@ -269,16 +349,51 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
         : smoothedAnswerNll(logits, b, tok, SIGMA, num('box-weight'));
     const nv = model.vision.numTokens;
     const C = hidden.shape[2];
+    const states = num('pointer-layer') > 0 ? layerOut! : hidden;
     const q: tf.Tensor[] = [];
     const k: tf.Tensor[] = [];
     ids.forEach((row, i) => {
-      q.push(tf.slice(hidden, [i, row.indexOf(open, row.indexOf(bbox)), 0], [1, 1, C])); // the state that predicts x1
-      k.push(tf.slice(hidden, [i, row.indexOf(IMAGE_ID), 0], [1, nv, C])); // the visual tokens' states
+      const at = row.indexOf(open, row.indexOf(bbox)); // the state that predicts x1
+      q.push(tf.concat(POINTER_AT.map((d) => tf.slice(states, [i, at + d, 0], [1, 1, C])), 1));
+      k.push(tf.slice(states, [i, row.indexOf(IMAGE_ID), 0], [1, nv, C])); // the visual tokens' states
     });
-    const scores = tf.reshape(tf.div(tf.matMul(tf.concat(q, 0), tf.concat(k, 0), false, true), Math.sqrt(C)), [B, nv]);
-    const pointer = tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(scores), shares), -1))) as tf.Scalar;
-    return { sft, pointer, label };
+    let scores: tf.Tensor; // [B, np, nv] log-weights over the visual tokens
+    if (num('attn-pointer') > 0) {
+      const rows = ids.map((row, i) => {
+        const at = row.indexOf(open, row.indexOf(bbox));
+        const v0 = row.indexOf(IMAGE_ID);
+        return tf.concat(POINTER_AT.map((d) => tf.slice(headLogAttn!, [i, at + d, v0], [1, 1, nv])), 1);
+      });
+      scores = tf.concat(rows, 0);
+    } else {
+      scores = tf.logSoftmax(tf.div(tf.matMul(tf.concat(q, 0), tf.concat(k, 0), false, true), Math.sqrt(C)));
+    }
+    const pointer = tf.mean(tf.neg(tf.sum(tf.mul(scores, tf.expandDims(shares, 1)), -1))) as tf.Scalar;
+    // share of the examples whose x1 state points (argmax) at a token holding some of the target
+    const top = tf.oneHot(tf.argMax(tf.squeeze(tf.slice(scores, [0, 0, 0], [B, 1, nv]), [1]), -1), nv);
+    const hit = tf.mean(tf.cast(tf.greater(tf.sum(tf.mul(top, shares), -1), 0), 'float32')) as tf.Scalar;
+    const place = placeHead
+      ? (tf.mean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(placeHead.apply(tf.reshape(tf.concat(q.map((t) => tf.slice(t, [0, 0, 0], [1, 1, C])), 0), [B, C]))), shares), -1))) as tf.Scalar)
+      : tf.scalar(0);
+    return { sft, pointer, label, hit, place };
   });
+}
+
+/** The pointer's cross-entropy and hit rate (see `losses`) on held-out examples, teacher-forced. */
+function pointerScores(model: LensModel, tok: Tokenizer, ex: readonly TrainExample[], side: number, batch: number): { ce: number; hit: number } {
+  let ce = 0;
+  let hit = 0;
+  for (let i = 0; i < ex.length; i += batch) {
+    const part = ex.slice(i, i + batch);
+    const b = encodeBatch(tok, part, { numVisual: model.vision.numTokens, side, withAnswer: true });
+    const shares = cellShares(part, side, Math.sqrt(model.vision.numTokens));
+    const l = losses(model, tok, b, shares, null);
+    ce += l.pointer.dataSync()[0]! * part.length;
+    hit += l.hit.dataSync()[0]! * part.length;
+    tf.dispose([l.sft, l.pointer, l.label, l.hit, l.place, shares]);
+    disposeBatch(b);
+  }
+  return { ce: ce / ex.length, hit: hit / ex.length };
 }
 
 /**
@@ -424,16 +539,24 @@ async function main(): Promise<void> {
   const plainVision = model.vision.apply.bind(model.vision); // the encoder's own output, before --pos2d / --oracle
   if (POS2D > 0) addPos2d(model, POS2D);
   if (num('number-pos') > 0) addNumberCode(model, tok, num('number-pos'), 'pos2d');
+  if (num('pointer-layer') > 0) tapLayer(model, num('pointer-layer'));
+  if (num('attn-pointer') > 0) tapAttention(model, num('attn-pointer'));
   const all: TrainExample[] = [];
   for (const f of TRAIN_FAMILIES) all.push(...(await loadExamples(a.data!, f, 'train', { imageSize: side, quiet: true })));
-  const train = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
+  const capped = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
+  const train = a['no-place'] ? capped.map(withoutPlace) : capped;
   const described = DESCRIBE > 0 ? await describeExamples(a.data!, all, side) : [];
   if (DESCRIBE > 0) console.log(`describe task: ${described.length} images, e.g. ${described[0]?.answer.slice(0, 120)}`);
-  const val = await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: num('eval'), quiet: true });
+  const val = (await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: num('eval'), quiet: true })).map((e) => (a['no-place'] ? withoutPlace(e) : e));
   const instances = LABEL > 0 || LABEL_PRETRAIN > 0 || ORACLE > 0 ? await imageInstances(a.data!, side) : new Map<string, Array<{ box: number[]; label: string }>>();
   if (ORACLE > 0) addOracle(model, [...all, ...val], new Map([...instances, ...(await imageInstances(a.data!, side, 'val'))]), tok, ORACLE);
   const params = model.stageSplit('stage0b').trainable;
   model.setStage('stage0b');
+  if (num('place-probe') > 0) {
+    placeHead = new Linear(model.config.mllm.hiddenSize, model.vision.numTokens, new Rng(7), { std: 0.02 });
+    params.push(...placeHead.namedParameters().map(([n, v]) => [`place.${n}`, v] as [string, tf.Variable]));
+  }
+  let placeSum = 0;
   const opt = new AdamW(new Map(params));
   const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
   const rng = new Rng(Number(a.seed));
@@ -448,6 +571,7 @@ async function main(): Promise<void> {
     const [boxOwn, boxOther, restOwn, restOther] = splitDependence(model, tok, val, 25);
     const { images, labels } = imageTensors(val, side);
     const spread = visualSpread(plainVision, images);
+    const ptr = pointerScores(model, tok, val, side, 25);
     tf.dispose([images, labels]);
     const row: Row = {
       step,
@@ -455,6 +579,9 @@ async function main(): Promise<void> {
       sftLoss: sum.n ? sum.sft / sum.n : NaN,
       pointerLoss: sum.n ? sum.pointer / sum.n : NaN,
       labelLoss: sum.n ? sum.label / sum.n : NaN,
+      pointerHeldOut: ptr.ce,
+      pointerHit: ptr.hit,
+      placeLoss: sum.n ? placeSum / sum.n : NaN,
       formatRate: r.formatRate,
       boxAcc50: r.boxAcc50,
       boxIou: r.boxIou,
@@ -468,6 +595,7 @@ async function main(): Promise<void> {
       visualDeviationRms: spread.deviationRms,
     };
     sum = { sft: 0, pointer: 0, label: 0, n: 0 };
+    placeSum = 0;
     rows.push(row);
     writeArrow(join(out, 'eval.arrow'), rows);
     console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
@@ -491,7 +619,9 @@ async function main(): Promise<void> {
     optimiserStep(opt, params, () => {
       const l = losses(model, tok, b, shares, labels);
       sum = { sft: sum.sft + l.sft.dataSync()[0]!, pointer: sum.pointer + l.pointer.dataSync()[0]!, label: sum.label + l.label.dataSync()[0]!, n: sum.n + 1 };
-      return tf.addN([l.sft, tf.mul(l.pointer, POINTER), tf.mul(l.label, LABEL)]) as tf.Scalar;
+      l.hit.dispose();
+      placeSum += l.place.dataSync()[0]!;
+      return tf.addN([l.sft, tf.mul(l.pointer, POINTER), tf.mul(l.label, LABEL), tf.mul(l.place, num('place-probe'))]) as tf.Scalar;
     }, lr, (n) => (n.startsWith('vision.') ? visionScale : 1));
     tf.dispose([shares, ...(labels ? [labels.target, labels.mask] : [])]);
     disposeBatch(b);
@@ -504,6 +634,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.message : e);
+  console.error(e instanceof Error ? e.stack : e);
   process.exit(1);
 });
