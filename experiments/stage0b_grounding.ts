@@ -140,6 +140,7 @@ if (DESCRIBE > 1) throw new Error(`--describe: expected a fraction in [0, 1], go
 const DESCRIBE_PROMPT = 'list every object.';
 const FRESH = a.fresh!;
 const MIX_BOX = num('mix-box');
+if (MIX_BOX > 1) throw new Error(`--mix-box: expected a fraction in [0, 1], got ${MIX_BOX}`);
 if (a['pointer-at'] !== 'x1' && a['pointer-at'] !== 'box') throw new Error(`--pointer-at: expected x1 or box, got '${a['pointer-at']}'`);
 /** --pointer-at: offsets from the box's `[` of the states the pointer trains (x1 alone, or each of the four coordinates). */
 const POINTER_AT = a['pointer-at'] === 'box' ? [0, 2, 4, 6] : [0];
@@ -203,7 +204,6 @@ function withoutPlace(e: TrainExample): TrainExample {
   const place = / (at the [a-z ]+|in the centre)\.<\/think>/;
   return place.test(e.answer) ? { ...e, answer: e.answer.replace(place, '.</think>') } : e;
 }
-if (MIX_BOX > 1) throw new Error(`--mix-box: expected a fraction in [0, 1], got ${MIX_BOX}`);
 
 /**
  * --fresh: the sentences of generated pictures the benchmark does not hold (the
@@ -556,7 +556,6 @@ async function main(): Promise<void> {
     placeHead = new Linear(model.config.mllm.hiddenSize, model.vision.numTokens, new Rng(7), { std: 0.02 });
     params.push(...placeHead.namedParameters().map(([n, v]) => [`place.${n}`, v] as [string, tf.Variable]));
   }
-  let placeSum = 0;
   const opt = new AdamW(new Map(params));
   const visionScale = a['vision-lr'] === undefined ? 1 : Number(a['vision-lr']) / Number(a.lr);
   const rng = new Rng(Number(a.seed));
@@ -564,7 +563,7 @@ async function main(): Promise<void> {
   const out = a.out!;
   mkdirSync(out, { recursive: true });
   const t0 = performance.now();
-  let sum = { sft: 0, pointer: 0, label: 0, n: 0 };
+  let sum = { sft: 0, pointer: 0, label: 0, place: 0, n: 0 };
   const evaluate = (step: number) => {
     const r = evaluateAnswers(model, tok, val, { batch: 25, maxNewTokens: 64 });
     const dep = imageDependence(model, tok, val, { batch: 25 });
@@ -581,7 +580,7 @@ async function main(): Promise<void> {
       labelLoss: sum.n ? sum.label / sum.n : NaN,
       pointerHeldOut: ptr.ce,
       pointerHit: ptr.hit,
-      placeLoss: sum.n ? placeSum / sum.n : NaN,
+      placeLoss: sum.n ? sum.place / sum.n : NaN,
       formatRate: r.formatRate,
       boxAcc50: r.boxAcc50,
       boxIou: r.boxIou,
@@ -594,8 +593,7 @@ async function main(): Promise<void> {
       visualMeanNorm: spread.meanNorm,
       visualDeviationRms: spread.deviationRms,
     };
-    sum = { sft: 0, pointer: 0, label: 0, n: 0 };
-    placeSum = 0;
+    sum = { sft: 0, pointer: 0, label: 0, place: 0, n: 0 };
     rows.push(row);
     writeArrow(join(out, 'eval.arrow'), rows);
     console.log(Object.entries(row).map(([k, v]) => `${k} ${typeof v === 'number' ? +v.toFixed(4) : v}`).join(', '));
@@ -618,9 +616,9 @@ async function main(): Promise<void> {
     const lr = lrAt(step, { kind: 'cosine', lr: Number(a.lr), warmupSteps: 50, totalSteps: STEPS, minRatio: 0.1 });
     optimiserStep(opt, params, () => {
       const l = losses(model, tok, b, shares, labels);
-      sum = { sft: sum.sft + l.sft.dataSync()[0]!, pointer: sum.pointer + l.pointer.dataSync()[0]!, label: sum.label + l.label.dataSync()[0]!, n: sum.n + 1 };
+      const v = (t: tf.Scalar) => t.dataSync()[0]!;
+      sum = { sft: sum.sft + v(l.sft), pointer: sum.pointer + v(l.pointer), label: sum.label + v(l.label), place: sum.place + v(l.place), n: sum.n + 1 };
       l.hit.dispose();
-      placeSum += l.place.dataSync()[0]!;
       return tf.addN([l.sft, tf.mul(l.pointer, POINTER), tf.mul(l.label, LABEL), tf.mul(l.place, num('place-probe'))]) as tf.Scalar;
     }, lr, (n) => (n.startsWith('vision.') ? visionScale : 1));
     tf.dispose([shares, ...(labels ? [labels.target, labels.mask] : [])]);
