@@ -131,10 +131,7 @@ const schedule = (s: number) => lrAt(s, { kind: 'cosine', lr: LR, warmupSteps: M
  * pictures from `--pool-from` to PREFIX_train.{px,t}, the held-out ones to PREFIX_held.{px,t};
  * .px uint8 [N, side, side, 3], .t float32 [N, cells, 13].
  */
-function dumpCells(
-  batch: (from: number, n: number) => { images: tf.Tensor4D; target: tf.Tensor2D },
-  dispose: (b: never) => void,
-): void {
+function dumpCells<B extends { images: tf.Tensor4D; target: tf.Tensor2D }>(batch: (from: number, n: number) => B, dispose: (b: B) => void): void {
   const write = (path: string, from: number, n: number) => {
     const px: Buffer[] = [];
     const t: Buffer[] = [];
@@ -142,7 +139,7 @@ function dumpCells(
       const b = batch(from + i, Math.min(512, n - i));
       px.push(Buffer.from(Uint8Array.from(b.images.dataSync(), (x) => Math.round(x * 255))));
       t.push(Buffer.from((b.target.dataSync() as Float32Array).buffer));
-      dispose(b as never);
+      dispose(b);
     }
     writeFileSync(`${path}.px`, Buffer.concat(px));
     writeFileSync(`${path}.t`, Buffer.concat(t));

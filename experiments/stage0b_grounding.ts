@@ -146,6 +146,12 @@ if (a['pointer-at'] !== 'x1' && a['pointer-at'] !== 'box') throw new Error(`--po
 const POINTER_AT = a['pointer-at'] === 'box' ? [0, 2, 4, 6] : [0];
 
 /**
+ * The taps below record only while `losses` runs its forward pass (not in generation or the
+ * other evaluations, where nothing reads them).
+ */
+let tapping = false;
+
+/**
  * --pointer-layer L (1..numLayers): the pointer scores the residual states after block L
  * instead of the last layer's normed states (0: those), so the blocks above are free to turn
  * the pointed-at token into the next token. Set by wrapping block L's applyKV.
@@ -157,6 +163,7 @@ function tapLayer(model: LensModel, L: number): void {
   const plain = blk.applyKV.bind(blk);
   blk.applyKV = ((...args: Parameters<typeof plain>) => {
     const r = plain(...args);
+    if (!tapping) return r;
     layerOut?.dispose(); // the previous forward pass's (kept below: runBlocks' scope would dispose it)
     layerOut = tf.keep(r.y as tf.Tensor3D);
     return r;
@@ -177,6 +184,7 @@ function tapAttention(model: LensModel, L: number): void {
   const plain = blk.applyKV.bind(blk);
   blk.applyKV = ((x: tf.Tensor3D, bias: tf.Tensor | undefined, past?: { k: tf.Tensor4D; v: tf.Tensor4D }) => {
     const r = plain(x, bias, past);
+    if (!tapping) return r;
     headLogAttn?.dispose();
     headLogAttn = tf.tidy(() => {
       const a = blk.attn;
@@ -337,7 +345,14 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
   return tf.tidy(() => {
     const visual = model.vision.apply(b.images);
     const label = labels ? labelLoss(model, visual, labels) : tf.scalar(0);
-    const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual });
+    tapping = true;
+    let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D };
+    try {
+      out = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual });
+    } finally {
+      tapping = false;
+    }
+    const { logits, hidden } = out;
     const [B, T, V] = logits.shape;
     const lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D; // predicts tokens 1..T-1
     const ids = b.tokens.arraySync() as number[][];
@@ -355,7 +370,7 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
     ids.forEach((row, i) => {
       const at = row.indexOf(open, row.indexOf(bbox)); // the state that predicts x1
       q.push(tf.concat(POINTER_AT.map((d) => tf.slice(states, [i, at + d, 0], [1, 1, C])), 1));
-      k.push(tf.slice(states, [i, row.indexOf(IMAGE_ID), 0], [1, nv, C])); // the visual tokens' states
+      if (num('attn-pointer') === 0) k.push(tf.slice(states, [i, row.indexOf(IMAGE_ID), 0], [1, nv, C])); // the visual tokens' states
     });
     let scores: tf.Tensor; // [B, np, nv] log-weights over the visual tokens
     if (num('attn-pointer') > 0) {

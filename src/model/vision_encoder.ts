@@ -12,7 +12,9 @@
  *
  * Performance rules (docs/performance.md): the patch embedding is rank-4 reshapes /
  * transposes + one rank-2 matmul (the same function as a stride-p conv2d with an HWIO
- * filter flattened to [p*p*3, C]), never conv2d, whose filter gradient wasm lacks.
+ * filter flattened to [p*p*3, C]), not conv2d. The optional conv stem (`stem: 'conv'`) does
+ * use conv2d: its filter gradient is the project's Conv2DBackpropFilter (src/accel), and an
+ * im2col written with pads / slices / concats was ~10x slower still on wasm.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LayerNorm, Linear, MLP, Module, TransformerBlock, init, quickGelu } from './nn';
