@@ -94,6 +94,14 @@ export interface MllmOutput {
   logits: tf.Tensor3D;
   /** [B, T (+ M), C] last layer after the final norm; the last M rows belong to `extra`. */
   hidden: tf.Tensor3D;
+  /** [B, T + M, T + M] the log attention weights of `attentionOf`'s head, when asked for. */
+  logAttention?: tf.Tensor3D;
+}
+
+/** One attention head: `layer` 1..numLayers (the block's output is layer L's), `head` 0-based. */
+export interface HeadRef {
+  layer: number;
+  head: number;
 }
 
 /** Per-layer keys / values [B, H, L, hs] and the host-side bookkeeping of what they hold. */
@@ -158,10 +166,10 @@ export class MLLM extends Module {
    * tokens [B, T] int32, attentionMask [B, T], visual? [B, V, C], extra? [B|1, M, C]
    * -> logits [B, T, vocab], hidden [B, T + M, C] (after the final norm).
    */
-  forward(inputs: MllmInputs): MllmOutput {
-    const { logits, hidden, cache } = this.prefill(inputs, { logits: 'all' });
+  forward(inputs: MllmInputs, { attentionOf }: { attentionOf?: HeadRef } = {}): MllmOutput {
+    const { logits, hidden, cache, logAttention } = this.prefill(inputs, { logits: 'all', attentionOf });
     disposeCache(cache);
-    return { logits: logits as tf.Tensor3D, hidden };
+    return { logits: logits as tf.Tensor3D, hidden, ...(logAttention ? { logAttention } : {}) };
   }
 
   /**
@@ -169,11 +177,15 @@ export class MLLM extends Module {
    * logits: 'all' -> [B, T, vocab], 'last' -> [B, 1, vocab] (last token column), 'none' -> null.
    * The caller disposes the outputs and the cache (disposeCache).
    */
-  prefill(inputs: MllmInputs, { logits = 'all' }: { logits?: LogitsMode } = {}): {
+  prefill(inputs: MllmInputs, { logits = 'all', attentionOf }: { logits?: LogitsMode; attentionOf?: HeadRef } = {}): {
     logits: tf.Tensor3D | null;
     hidden: tf.Tensor3D;
     cache: KVCache;
+    logAttention?: tf.Tensor3D;
   } {
+    if (attentionOf && !(Number.isInteger(attentionOf.layer) && attentionOf.layer >= 1 && attentionOf.layer <= this.blocks.length)) {
+      throw new Error(`MLLM.forward: attentionOf.layer must be an integer in 1..${this.blocks.length}, got ${attentionOf.layer}`);
+    }
     const host = this.checkInputs(inputs, 'MLLM.forward');
     const M = inputs.extra ? inputs.extra.shape[1] : 0;
     // Positions from the mask: the k-th real token of a row is at position k (HF position_ids).
@@ -200,11 +212,11 @@ export class MLLM extends Module {
       const posT = tf.tensor2d(posIds, [host.B, host.T + M], 'int32');
       x = tf.add(x, this.pos.apply(posT)) as tf.Tensor3D;
       const bias = attentionBias(keyMask, 0, host.T + M);
-      const { hidden, layers } = this.runBlocks(x, bias, null);
+      const { hidden, layers, logAttention } = this.runBlocks(x, bias, null, attentionOf);
       const lg = this.logitsFor(hidden, host.T, logits);
-      return { hidden, layers, logits: lg };
+      return { hidden, layers, logits: lg, logAttention };
     });
-    return { logits: out.logits, hidden: out.hidden, cache: { layers: out.layers, keyMask, nextPos } };
+    return { logits: out.logits, hidden: out.hidden, cache: { layers: out.layers, keyMask, nextPos }, ...(out.logAttention ? { logAttention: out.logAttention } : {}) };
   }
 
   /**
@@ -279,20 +291,27 @@ export class MLLM extends Module {
     return tf.tidy(() => this.lmLogits(tf.slice(hidden, [0, n - 1, 0], [B, 1, C]) as tf.Tensor3D));
   }
 
-  /** Blocks then final norm. x [B, N, C], bias [B, 1, N, L + N] -> hidden [B, N, C] and per-layer K / V. */
+  /**
+   * Blocks then final norm. x [B, N, C], bias [B, 1, N, L + N] -> hidden [B, N, C], per-layer
+   * K / V, and `attentionOf`'s log attention weights [B, N, L + N] when asked for.
+   */
   private runBlocks(
     x: tf.Tensor3D,
     bias: tf.Tensor4D,
     past: KVCache['layers'] | null,
-  ): { hidden: tf.Tensor3D; layers: KVCache['layers'] } {
+    attentionOf?: HeadRef,
+  ): { hidden: tf.Tensor3D; layers: KVCache['layers']; logAttention?: tf.Tensor3D } {
     const layers: KVCache['layers'] = [];
     let h = x;
+    let logAttention: tf.Tensor3D | undefined;
     this.blocks.forEach((blk, i) => {
-      const { y, k, v } = blk.applyKV(h, bias, past ? past[i] : undefined);
+      const tap = attentionOf && attentionOf.layer === i + 1 ? attentionOf.head : undefined;
+      const { y, k, v, logAttn } = blk.applyKV(h, bias, past ? past[i] : undefined, tap);
       layers.push({ k, v });
+      if (logAttn) logAttention = logAttn;
       h = y;
     });
-    return { hidden: this.norm.apply(h), layers };
+    return { hidden: this.norm.apply(h), layers, logAttention };
   }
 
   /** Token embeddings with the visual tokens placed in each row's `<image>` slots. -> [B, T, C] */

@@ -278,12 +278,15 @@ export class TransformerBlock extends Module {
    * x: [B, N, C]; past k / v: [B, H, L, hs] or none; bias broadcastable to
    * [B, H, N, L + N] -> y: [B, N, C] and this layer's keys / values [B, H, L + N, hs]
    * (past then new) for the next step. Same function as `apply` when there is no past.
+   * `logAttnHead` h: also returns head h's log attention weights [B, N, L + N] (the log of
+   * the softmax this pass applies), for losses that supervise where a head looks.
    */
   applyKV(
     x: tf.Tensor3D,
     bias: tf.Tensor | undefined,
     past?: { k: tf.Tensor4D; v: tf.Tensor4D },
-  ): { y: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D } {
+    logAttnHead?: number,
+  ): { y: tf.Tensor3D; k: tf.Tensor4D; v: tf.Tensor4D; logAttn?: tf.Tensor3D } {
     return tf.tidy(() => {
       const a = this.attn;
       const h = this.ln1.apply(x);
@@ -297,7 +300,14 @@ export class TransformerBlock extends Module {
       const att = a.out.apply(a.mergeHeads(Attention.sdpa(qh, kh, vh, bias)));
       const x1 = tf.add(x, att) as tf.Tensor3D;
       const y = tf.add(x1, this.mlp.apply(this.ln2.apply(x1))) as tf.Tensor3D;
-      return { y, k: kh, v: vh };
+      if (logAttnHead === undefined) return { y, k: kh, v: vh };
+      if (!Number.isInteger(logAttnHead) || logAttnHead < 0 || logAttnHead >= a.numHeads) {
+        throw new Error(`TransformerBlock.applyKV: logAttnHead must be an integer in [0, ${a.numHeads}), got ${logAttnHead}`);
+      }
+      const one = (t: tf.Tensor4D) => tf.slice(t, [0, logAttnHead, 0, 0], [-1, 1, -1, -1]);
+      let sc = tf.mul(tf.matMul(one(qh), one(kh), false, true), 1 / Math.sqrt(a.headDim)); // [B, 1, N, L + N]
+      if (bias) sc = tf.add(sc, bias.rank === 4 && bias.shape[1] !== 1 ? tf.slice(bias, [0, logAttnHead, 0, 0], [-1, 1, -1, -1]) : bias);
+      return { y, k: kh, v: vh, logAttn: tf.squeeze(tf.logSoftmax(sc), [1]) as tf.Tensor3D };
     });
   }
 }

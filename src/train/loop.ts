@@ -46,6 +46,8 @@ export interface LoopOptions {
   quiet?: boolean;
   /** Stops after this step as if killed (tests of resume). */
   stopAfter?: number;
+  /** A parameter's own multiple of the scheduled lr, by name (parameter groups; default 1 for all). */
+  lrScale?: (name: string) => number;
 }
 
 /** A non-finite loss or gradient: the run stops, its last checkpoint stays good. */
@@ -114,7 +116,7 @@ export async function trainLoop<B>(opts: LoopOptions, plan: StepPlan<B>): Promis
                 'Lower the learning rate or check the inputs, then rerun with --resume.',
             );
           }
-          opt.apply(clipped, lr);
+          opt.apply(clipped, lr, opts.lrScale);
           tf.dispose(Object.values(clipped));
           if (u === 0) Object.assign(row, { loss, gradNorm: norm, lr }, logs);
         }

@@ -36,6 +36,7 @@ import { loadSplit, maskBbox, readSampleImage, resizeRgb, type Family } from '..
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';
+import type { Module } from '../model/nn';
 import { segLoss, tokenCrossEntropy } from '../model/losses';
 import { buildLens, loadLens, saveLens, type PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
@@ -43,6 +44,7 @@ import { buildPrompt, Tokenizer, UNK_ID } from '../model/tokenizer';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
+import { GroundingModule, groundingLosses } from './grounding';
 import { trainLoop, type LoopOptions, type StepPlan } from './loop';
 import { Run, runIsDone } from './run';
 import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
@@ -118,6 +120,28 @@ export interface Stage0bConfig {
   evalBatch: number;
   /** Most generated tokens per answer there; 0 = the longest training answer + 8 (a rambling model is cut, its format invalid). */
   evalMaxNewTokens: number;
+  /**
+   * The vision encoder's peak learning rate as a multiple of `lr` (a parameter group). Real VLM
+   * fine-tuning trains the vision tower far more gently than the language model; a pretrained
+   * encoder trained at the MLLM's 1e-3 loses what told its tokens apart
+   * (docs/stage0b-grounding.md). 1 = one learning rate for all.
+   */
+  visionLrScale: number;
+  /**
+   * Weight of the attention pointer (src/train/grounding.ts): head 0 of block `pointerLayer`,
+   * at the states that predict the box's four coordinates, is trained to look at the visual
+   * tokens holding the target. Not in the paper, whose MLLM comes pretrained on grounding
+   * data; it stands in for that pretraining here. 0 = off (plain SFT).
+   */
+  pointerWeight: number;
+  /** The block (1..mllm.numLayers) whose head 0 the pointer trains. */
+  pointerLayer: number;
+  /**
+   * Weight of the place loss (src/train/grounding.ts): a linear head of its own, dropped after
+   * stage 0b, reads the target's visual cell off the state that predicts x1, so that state
+   * must hold where the object is. Not in the paper (a stand-in, as the pointer). 0 = off.
+   */
+  placeWeight: number;
 }
 
 export interface PretrainConfig {
@@ -155,6 +179,10 @@ const B_BASE: Stage0bConfig = {
   evalPerSplit: 100,
   evalBatch: 25,
   evalMaxNewTokens: 0,
+  visionLrScale: 1,
+  pointerWeight: 0,
+  pointerLayer: 2,
+  placeWeight: 0,
 };
 
 /**
@@ -213,6 +241,10 @@ const B_RULES: Record<string, Rule> = {
   evalPerSplit: rules.int(0),
   evalBatch: rules.int(1),
   evalMaxNewTokens: rules.int(0),
+  visionLrScale: rules.positive,
+  pointerWeight: rules.nonNegative,
+  pointerLayer: rules.int(1),
+  placeWeight: rules.nonNegative,
 };
 
 const prefixed = (p: string, r: Record<string, Rule>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [`${p}.${k}`, v]));
@@ -657,7 +689,7 @@ const log = (quiet: boolean | undefined, msg: string) => {
 /** The loop of both sub-stages: linear warm-up, cosine to 10% of lr, the config's clip and checkpoint cadence. */
 function stage0Loop(
   run: Run,
-  model: LensModel,
+  model: Module,
   params: Array<[string, tf.Variable]>,
   cfg: Pick<Stage0aConfig, 'steps' | 'lr' | 'warmupSteps' | 'gradClip' | 'checkpointEvery'>,
   opts: Pick<StageRunOptions<unknown>, 'seed' | 'quiet' | 'stopAfter'>,
@@ -759,14 +791,29 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
     checkTokenizerFits(tok, model, longest);
     if (train.length < cfg.batchSize) throw new Error(`stage 0b: ${train.length} training sentences under ${opts.dataRoot}, fewer than batchSize ${cfg.batchSize}`);
     log(opts.quiet, `stage 0b: ${train.length} training sentences (${all.length - train.length} reasoning ones held back), vocabulary ${tok.size}, longest sequence ${longest} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    const params = model.stageSplit('stage0b').trainable;
+    const layers = model.config.mllm.numLayers;
+    if (cfg.pointerWeight > 0 && cfg.pointerLayer > layers) {
+      throw new ConfigError(`stage0b config: field 'pointerLayer' must be a block of the MLLM, 1..${layers}, got ${cfg.pointerLayer}`);
+    }
+    const grounded = new GroundingModule(model, cfg.placeWeight > 0, opts.seed);
+    const params = [...model.stageSplit('stage0b').trainable, ...grounded.headParameters()];
     model.setStage('stage0b');
+    const aux = cfg.pointerWeight > 0 || cfg.placeWeight > 0;
     const plan: StepPlan<Batch> = {
       prepare: (step, rng) => encodeBatch(tok, batchIndices(train.length, cfg.batchSize, step, rng.fork('data')).map((i) => train[i]!), { numVisual, side, withAnswer: true }),
-      loss: (b) => ({ loss: sftLoss(model, b) }),
+      loss: (b) => {
+        if (!aux) return { loss: sftLoss(model, b) };
+        const t = groundingLosses(grounded, tok, b, cfg);
+        return { loss: t.loss, logs: { sft: t.sft, ...(cfg.pointerWeight > 0 ? { pointer: t.pointer, pointerHit: t.pointerHit } : {}), ...(cfg.placeWeight > 0 ? { place: t.place } : {}) } };
+      },
       dispose: disposeBatch,
     };
-    await trainLoop(stage0Loop(run, model, params, cfg, opts, 'stage 0b (MLLM SFT)'), plan);
+    const loop = stage0Loop(run, grounded.placeHead ? grounded : model, params, cfg, opts, 'stage 0b (MLLM SFT)'); // checkpoints hold the place head too
+    try {
+      await trainLoop({ ...loop, lrScale: cfg.visionLrScale === 1 ? undefined : (n) => (n.startsWith('vision.') ? cfg.visionLrScale : 1) }, plan);
+    } finally {
+      grounded.placeHead?.dispose(); // stage 0b's own: the model does not keep it
+    }
     const metrics: Row[] = [];
     if (cfg.evalPerSplit > 0) {
       const t1 = performance.now();

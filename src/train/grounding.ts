@@ -1,0 +1,148 @@
+/**
+ * Stage 0b's grounding losses (docs/stage0b-grounding.md): what makes the small MLLM,
+ * trained from scratch, write the box from the picture rather than from the words.
+ * Plain SFT learns the answer's format and words, and its box's integers do not depend on
+ * the picture; two auxiliary losses change that, each a config field of stage 0b:
+ *
+ * - the attention pointer (`pointerWeight`): one head (`pointerLayer`, head 0) at the four
+ *   states that predict the box's coordinates is trained by cross-entropy to put its weight
+ *   (a softmax over every key, so the weight must leave the text) on the visual tokens that
+ *   hold the target, in proportion to the target mask's share of each token's cell. The
+ *   head then copies the target token's value into the state that writes the box.
+ * - the place loss (`placeWeight`): a linear head of its own reads the target's cell
+ *   (the same shares) off the last-layer state that predicts x1, so that state must hold
+ *   where the object is, not only what it looks like. The head is dropped after stage 0b.
+ *
+ * Real VLMs get both from pretraining on grounding data at scale; these losses stand in for
+ * it at the scale of this project (the measurements are in the doc above).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LensModel } from '../model/lens';
+import { tokenCrossEntropy } from '../model/losses';
+import { Linear, Module } from '../model/nn';
+import { IMAGE_ID, type Tokenizer } from '../model/tokenizer';
+import { Rng } from '../random';
+import type { Batch } from './data';
+
+/** The grounding losses' settings (Stage0bConfig's fields of the same names). */
+export interface GroundingWeights {
+  pointerWeight: number;
+  pointerLayer: number;
+  placeWeight: number;
+}
+
+/** Offsets from the box's `[` of the states that predict x1, y1, x2, y2 (`[`, then the commas). */
+const COORD_STATES = [0, 2, 4, 6] as const;
+
+/**
+ * [B, g*g]: the share of each example's target (label 1 pixels; 255 = ignore counts as 0)
+ * inside each of the g x g cells the visual tokens stand for, row-major; rows sum to 1, or
+ * to 0 where the target is empty.
+ */
+export function cellShares(labels: tf.Tensor3D, g: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, S] = labels.shape;
+    if (S % g !== 0) throw new Error(`cellShares: image side ${S} is not a multiple of the ${g} x ${g} token grid`);
+    const c = S / g;
+    const on = tf.cast(tf.equal(labels, 1), 'float32');
+    const counts = tf.reshape(tf.sum(tf.reshape(on, [B, g, c, g, c]), [2, 4]), [B, g * g]);
+    return tf.div(counts, tf.maximum(tf.sum(counts, 1, true), 1)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Per row of a batch of token ids: the position of the answer's box `[` (the first `[`
+ * after `bbox_2d`) and of the first visual token, or -1 where the row has none.
+ */
+export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number }> {
+  const bbox = tok.tokenId('bbox_2d');
+  const open = tok.tokenId('[');
+  return ids.map((row) => {
+    const b = row.indexOf(bbox);
+    const o = b < 0 ? -1 : row.indexOf(open, b);
+    return { open: o >= 0 && o + COORD_STATES.at(-1)! < row.length ? o : -1, visual: row.indexOf(IMAGE_ID) };
+  });
+}
+
+/** The model and stage 0b's place head, one module, so that checkpoints (and resume) hold both. */
+export class GroundingModule extends Module {
+  readonly placeHead: Linear | null;
+
+  constructor(readonly lens: LensModel, placeHead: boolean, seed: number) {
+    super();
+    this.child('lens', lens);
+    this.placeHead = placeHead ? this.child('place_head', new Linear(lens.config.mllm.hiddenSize, lens.vision.numTokens, new Rng(seed).fork('place-head'), { std: 0.02 })) : null;
+  }
+
+  /** The place head's parameters, named for the optimiser beside the model's. */
+  headParameters(): Array<[string, tf.Variable]> {
+    return this.placeHead ? this.placeHead.namedParameters('place_head.') : [];
+  }
+}
+
+/** Stage 0b's loss terms on one batch; `loss` is their weighted sum. */
+export interface GroundingLossTerms {
+  loss: tf.Scalar;
+  sft: tf.Scalar;
+  /** Cross-entropy of the pointer head's visual weights against the target's cell shares (0 when off). */
+  pointer: tf.Scalar;
+  /** Share of rows whose x1 state's pointer head weighs a token holding the target most (0 when off). */
+  pointerHit: tf.Scalar;
+  /** Cross-entropy of the place head's cell against the shares (0 when off). */
+  place: tf.Scalar;
+}
+
+/**
+ * The SFT answer cross-entropy plus the grounding losses of `w` (see the file header).
+ * With both weights 0 it is stage 0b's plain SFT (the same number as `sftLoss`).
+ */
+export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w: GroundingWeights): GroundingLossTerms {
+  return tf.tidy(() => {
+    const model = m.lens;
+    const usePointer = w.pointerWeight > 0;
+    const usePlace = w.placeWeight > 0 && m.placeHead !== null;
+    const visual = model.vision.apply(b.images);
+    const out = model.mllm.forward(
+      { tokens: b.tokens, attentionMask: b.attentionMask, visual },
+      usePointer ? { attentionOf: { layer: w.pointerLayer, head: 0 } } : {},
+    );
+    const [B, T, V] = out.logits.shape;
+    const sft = tokenCrossEntropy(
+      tf.slice(out.logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D,
+      tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D,
+      tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D,
+    );
+    const zero = tf.scalar(0);
+    if (!usePointer && !usePlace) return { loss: sft, sft, pointer: zero, pointerHit: zero, place: zero };
+    const nv = model.vision.numTokens;
+    const shares = cellShares(b.labels, Math.round(Math.sqrt(nv))); // [B, nv]
+    const pos = groundingPositions(b.tokens.arraySync(), tok);
+    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 ? 1 : 0)));
+    const rowMean = (perRow: tf.Tensor1D) => tf.div(tf.sum(tf.mul(perRow, valid)), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
+    let pointer = zero;
+    let pointerHit = zero;
+    if (usePointer) {
+      // [B, 4, nv]: the head's log-weights from each coordinate's state onto the visual tokens
+      const idx = new Int32Array(B * COORD_STATES.length * nv);
+      pos.forEach((p, r) => {
+        COORD_STATES.forEach((d, j) => {
+          for (let v = 0; v < nv; v++) idx[(r * COORD_STATES.length + j) * nv + v] = p.open < 0 || p.visual < 0 ? 0 : (r * T + p.open + d) * T + p.visual + v;
+        });
+      });
+      const att = tf.reshape(tf.gather(tf.reshape(out.logAttention!, [-1]), tf.tensor1d(idx, 'int32')), [B, COORD_STATES.length, nv]);
+      const ce = tf.mean(tf.neg(tf.sum(tf.mul(att, tf.expandDims(shares, 1)), -1)), 1) as tf.Tensor1D; // [B]
+      pointer = rowMean(ce);
+      const x1 = tf.squeeze(tf.slice(att, [0, 0, 0], [B, 1, nv]), [1]);
+      pointerHit = rowMean(tf.cast(tf.greater(tf.sum(tf.mul(tf.oneHot(tf.argMax(x1, -1), nv), shares), -1), 0), 'float32') as tf.Tensor1D);
+    }
+    let place = zero;
+    if (usePlace) {
+      const C = out.hidden.shape[2];
+      const rows = tf.tensor1d(pos.map((p, r) => r * out.hidden.shape[1] + Math.max(0, p.open)), 'int32');
+      const state = tf.gather(tf.reshape(out.hidden, [-1, C]), rows); // [B, C]: the state that predicts x1
+      place = rowMean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state as tf.Tensor2D)), shares), -1)) as tf.Tensor1D);
+    }
+    const loss = tf.addN([sft, tf.mul(pointer, w.pointerWeight), tf.mul(place, usePlace ? w.placeWeight : 0)]) as tf.Scalar;
+    return { loss, sft, pointer, pointerHit, place };
+  });
+}
