@@ -10,7 +10,8 @@
  * Trainable sets per stage (paper Fig. 2 caption, official code):
  * - stage1 (pretraining alignment): context queries + connector only;
  * - stage2 (GRPO + L_seg): everything except SAM's image encoder;
- * - stage0a (segmenter pretraining, DESIGN.md): SAM; stage0b (MLLM SFT): vision + MLLM.
+ * - stage0a (segmenter pretraining, DESIGN.md): SAM; stage0v (vision tower pretraining): the
+ *   vision encoder; stage0b (MLLM SFT): vision + MLLM.
  * Buffers (the prompt encoder's Fourier matrix) are never trainable.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,12 +25,13 @@ import { assertShape, isBuffer } from './sam/common';
 import { MiniSam } from './sam/sam';
 import { VisionEncoder } from './vision_encoder';
 
-export const STAGES = ['stage0a', 'stage0b', 'stage1', 'stage2'] as const;
+export const STAGES = ['stage0a', 'stage0v', 'stage0b', 'stage1', 'stage2'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** Top-level parameter-name prefixes trained in each stage. */
 export const STAGE_TRAINABLE: Record<Stage, readonly string[]> = {
   stage0a: ['sam.'],
+  stage0v: ['vision.'],
   stage0b: ['vision.', 'mllm.'],
   stage1: ['context.', 'connector.'],
   stage2: ['vision.', 'mllm.', 'context.', 'connector.', 'sam.prompt_encoder.', 'sam.mask_decoder.'],

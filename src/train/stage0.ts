@@ -21,7 +21,10 @@
  *   room for RL": only `reasonFraction` of the reasoning family's training
  *   sentences are seen, and the step budget is far from saturation.
  *
- * `runPretrain` runs 0a into OUT/0a, 0b into OUT/0b, and leaves the whole model
+ * - 0v (src/train/stage0v.ts, when stage0v.steps > 0), vision tower pretraining: the vision
+ *   encoder alone learns what its tokens show on fresh generated pictures, before 0b.
+ *
+ * `runPretrain` runs 0a into OUT/0a, 0v into OUT/0v, 0b into OUT/0b, and leaves the whole model
  * (0a's SAM, 0b's vision + MLLM, context queries and connector at their
  * initialisation) with the tokenizer in OUT itself, the folder `lens align --from`
  * reads. Each sub-stage is an ordinary run folder (run.json, steps.arrow,
@@ -45,6 +48,7 @@ import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
 import { GroundingModule, groundingLosses } from './grounding';
+import { runStage0v, V_BASE, V_RULES, type Stage0vConfig } from './stage0v';
 import { trainLoop, type LoopOptions, type StepPlan } from './loop';
 import { Run, runIsDone } from './run';
 import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
@@ -146,6 +150,8 @@ export interface Stage0bConfig {
 
 export interface PretrainConfig {
   stage0a: Stage0aConfig;
+  /** The vision tower's pretraining (src/train/stage0v.ts), between 0a and 0b; steps 0 = none. */
+  stage0v: Stage0vConfig;
   stage0b: Stage0bConfig;
 }
 
@@ -202,11 +208,13 @@ const B_BASE: Stage0bConfig = {
 export const DEFAULT_PRETRAIN: Record<PresetName, PretrainConfig> = {
   tiny: {
     stage0a: { ...A_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitImages: 4, evalInstances: 8 },
+    stage0v: { ...V_BASE, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, evalImages: 4 },
     stage0b: { ...B_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitPerFamily: 8, evalPerSplit: 4, evalBatch: 4 },
   },
-  quick: { stage0a: A_BASE, stage0b: B_BASE },
+  quick: { stage0a: A_BASE, stage0v: V_BASE, stage0b: B_BASE },
   paper: {
     stage0a: { ...A_BASE, steps: 4000, batchSize: 16, warmupSteps: 200, checkpointEvery: 200, evalInstances: 1000 },
+    stage0v: { ...V_BASE, batchSize: 64, warmupSteps: 200, checkpointEvery: 200, evalImages: 1000 },
     stage0b: { ...B_BASE, steps: 6000, batchSize: 32, warmupSteps: 300, checkpointEvery: 200, evalPerSplit: 0 },
   },
 };
@@ -253,7 +261,7 @@ const prefixed = (p: string, r: Record<string, Rule>) => Object.fromEntries(Obje
 export function resolvePretrainConfig(preset: PresetName, delta: ConfigDelta<PretrainConfig> | unknown = {}, where = 'pretrain config'): PretrainConfig {
   const defaults = DEFAULT_PRETRAIN[preset];
   if (!defaults) throw new ConfigError(`${where}: unknown preset ${JSON.stringify(preset)}; expected one of ${Object.keys(DEFAULT_PRETRAIN).join(', ')}`);
-  return resolveConfig(defaults, delta, where, { ...prefixed('stage0a', A_RULES), ...prefixed('stage0b', B_RULES) });
+  return resolveConfig(defaults, delta, where, { ...prefixed('stage0a', A_RULES), ...prefixed('stage0v', V_RULES), ...prefixed('stage0b', B_RULES) });
 }
 
 /** Stage 0a's config alone. */
@@ -840,10 +848,10 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
   }
 }
 
-export type PretrainStage = '0a' | '0b' | 'both';
+export type PretrainStage = '0a' | '0v' | '0b' | 'both';
 
 export interface PretrainOptions extends Omit<StageRunOptions<PretrainConfig>, 'from'> {
-  /** Which sub-stages to run (0b reads OUT/0a's model). */
+  /** Which sub-stages to run ('both': all of them; 0v reads OUT/0a's model, 0b OUT/0v's, or OUT/0a's without 0v). */
   stage?: PretrainStage;
 }
 
@@ -855,16 +863,19 @@ function copyAtomic(src: string, dst: string): void {
 }
 
 /**
- * `lens pretrain`: 0a into OUT/0a, 0b (from OUT/0a) into OUT/0b, then OUT/model.safetensors
+ * `lens pretrain`: 0a into OUT/0a, 0v (from OUT/0a, when stage0v.steps > 0) into OUT/0v,
+ * 0b (from OUT/0v, or OUT/0a without 0v) into OUT/0b, then OUT/model.safetensors
  * + tokenizer.json, the hand-over to `lens align --from OUT`. With `resume`, a finished
  * sub-stage is skipped and an unfinished one continues from its checkpoint.
  */
-export async function runPretrain(opts: PretrainOptions): Promise<{ dir: string; metrics: { stage0a: Row[]; stage0b: Row[] } }> {
+export async function runPretrain(opts: PretrainOptions): Promise<{ dir: string; metrics: { stage0a: Row[]; stage0v: Row[]; stage0b: Row[] } }> {
   const stage = opts.stage ?? 'both';
   const cfg = resolvePretrainConfig(opts.preset, opts.config ?? {});
   const dirA = join(opts.out, '0a');
+  const dirV = join(opts.out, '0v');
   const dirB = join(opts.out, '0b');
-  const metrics = { stage0a: [] as Row[], stage0b: [] as Row[] };
+  const withV = cfg.stage0v.steps > 0;
+  const metrics = { stage0a: [] as Row[], stage0v: [] as Row[], stage0b: [] as Row[] };
   const common = { dataRoot: opts.dataRoot, preset: opts.preset, seed: opts.seed, resume: opts.resume, quiet: opts.quiet, stopAfter: opts.stopAfter };
   if (stage === '0a' || stage === 'both') {
     if (opts.resume && finished(dirA, 'pretrain-0a')) log(opts.quiet, `stage 0a: ${dirA} is finished, skipped`);
@@ -874,13 +885,29 @@ export async function runPretrain(opts: PretrainOptions): Promise<{ dir: string;
       metrics.stage0a = r.metrics;
     }
   }
-  if (stage === '0b' || stage === 'both') {
+  const needA = (what: string) => {
     if (!existsSync(join(dirA, MODEL_FILE)) || !finished(dirA, 'pretrain-0a')) {
-      throw new Error(`stage 0b: ${dirA} holds no finished stage-0a run; run 'lens pretrain --stage 0a' (or --stage both) with the same --out first`);
+      throw new Error(`${what}: ${dirA} holds no finished stage-0a run; run 'lens pretrain --stage 0a' (or --stage both) with the same --out first`);
+    }
+  };
+  if (stage === '0v' && !withV) throw new ConfigError("stage 0v: stage0v.steps is 0 in this config; set it above 0 to run stage 0v");
+  if (withV && (stage === '0v' || stage === 'both')) {
+    needA('stage 0v');
+    if (opts.resume && finished(dirV, 'pretrain-0v')) log(opts.quiet, `stage 0v: ${dirV} is finished, skipped`);
+    else {
+      const r = await runStage0v({ ...common, out: dirV, from: dirA, config: cfg.stage0v });
+      r.model.dispose();
+      metrics.stage0v = r.metrics;
+    }
+  }
+  if (stage === '0b' || stage === 'both') {
+    needA('stage 0b');
+    if (withV && (!existsSync(join(dirV, MODEL_FILE)) || !finished(dirV, 'pretrain-0v'))) {
+      throw new Error(`stage 0b: ${dirV} holds no finished stage-0v run; run 'lens pretrain --stage 0v' (or --stage both) with the same --out first`);
     }
     if (opts.resume && finished(dirB, 'pretrain-0b')) log(opts.quiet, `stage 0b: ${dirB} is finished, skipped`);
     else {
-      const r = await runStage0b({ ...common, out: dirB, from: dirA, config: cfg.stage0b });
+      const r = await runStage0b({ ...common, out: dirB, from: withV ? dirV : dirA, config: cfg.stage0b });
       r.model.dispose();
       metrics.stage0b = r.metrics;
     }
