@@ -63,6 +63,8 @@ type PresetSizes = Required<Omit<LensConfigDelta, 'preset'>>;
  * two-way transformer, a patch merger), for the tests.
  * quick: the default main job, 2.1M parameters (a forward pass of 2 samples takes
  * ~0.25 s on stock wasm here: `npx lens export --preset quick --bench`).
+ * quick and paper give the visual tokens the fixed 2D code of their place (pos2dScale 0.5,
+ * standing in for Qwen2.5-VL's 2D mRoPE; tiny leaves it out, the tests' numbers predate it).
  * paper: the official structure (M = 64 queries, a 4-block ViT connector, SAM's
  * 4x-below-input mask resolution and 8x decoder MLP) at a 128 px input.
  */
@@ -79,7 +81,7 @@ export const PRESETS: Record<PresetName, PresetSizes> = {
   },
   quick: {
     imageSize: 64,
-    vision: { patchSize: 8, width: 64, depth: 2, numHeads: 4, mlpRatio: 4, mergeSize: 2, initStd: 0.02 },
+    vision: { patchSize: 8, width: 64, depth: 2, numHeads: 4, mlpRatio: 4, mergeSize: 2, initStd: 0.02, pos2dScale: 0.5 },
     mllm: { vocabSize: 512, hiddenSize: 128, numLayers: 4, numHeads: 4, mlpRatio: 4, maxPositions: 320, tieWordEmbeddings: true, initStd: 0.02 },
     context: { numQueries: 16, initStd: 0.02 },
     connector: { kind: 'vit', depth: 2, heads: 4, mlpRatio: 4, numOutputTokens: 1 },
@@ -100,7 +102,7 @@ export const PRESETS: Record<PresetName, PresetSizes> = {
   },
   paper: {
     imageSize: 128,
-    vision: { patchSize: 8, width: 128, depth: 4, numHeads: 4, mlpRatio: 4, mergeSize: 2, initStd: 0.02 },
+    vision: { patchSize: 8, width: 128, depth: 4, numHeads: 4, mlpRatio: 4, mergeSize: 2, initStd: 0.02, pos2dScale: 0.5 },
     mllm: { vocabSize: 512, hiddenSize: 256, numLayers: 8, numHeads: 8, mlpRatio: 4, maxPositions: 512, tieWordEmbeddings: true, initStd: 0.02 },
     context: { numQueries: 64, initStd: 0.02 }, // official M
     connector: { kind: 'vit', depth: 4, heads: 8, mlpRatio: 4, numOutputTokens: 1 }, // official depth 4, K 1

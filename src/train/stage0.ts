@@ -156,7 +156,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 800,
+  steps: 700,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -173,7 +173,7 @@ const A_BASE: Stage0aConfig = {
 };
 
 const B_BASE: Stage0bConfig = {
-  steps: 600,
+  steps: 1800,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 50,
@@ -185,30 +185,32 @@ const B_BASE: Stage0bConfig = {
   evalPerSplit: 100,
   evalBatch: 25,
   evalMaxNewTokens: 0,
-  visionLrScale: 1,
-  pointerWeight: 0,
+  visionLrScale: 0.03,
+  pointerWeight: 1,
   pointerLayer: 2,
-  placeWeight: 0,
+  placeWeight: 1,
 };
 
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * cores shared with other jobs): 0a ~0.3-0.5 s/step at batch 8, 0b ~0.35 s/step at
- * batch 16, so 0a (800 steps, ~4.3 min) + 0b (600 steps, ~3.5 min) take ~8 min of the
- * 30-minute `npm start`, within the 3 + 6 min budgeted for them. 0a at batch 8 x 300
+ * cores): 0a ~0.5 s/step at batch 8, 0v ~0.2 s/step at batch 32, 0b ~0.36 s/step at
+ * batch 16 with the grounding losses, so 0a (700 steps) + 0v (1200) + 0b (1800) take
+ * ~21 min of the 30-minute `npm start`. 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
  * (~100), not of samples; 500 steps reach 0.57 and 800 steps 0.68, past the
- * trivial fill-the-box mask (0.64). 0b: 600 steps
- * learn the format (rate ~1) and labels; boxes stay weak (Acc@0.5 ~0.03 at 700
- * steps), which leaves stage 2 its room.
+ * trivial fill-the-box mask (0.64). 0b: plain SFT learns the format and the words in 600
+ * steps and never reads the picture for the box; with the pretrained encoder (0v), the
+ * attention pointer and the place loss, the box's integers start to read it between
+ * 1000 and 2000 steps (docs/stage0b-grounding.md). The reasoning family stays capped
+ * (reasonFraction), which leaves stage 2 its room.
  * paper: longer runs.
  */
 export const DEFAULT_PRETRAIN: Record<PresetName, PretrainConfig> = {
   tiny: {
     stage0a: { ...A_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitImages: 4, evalInstances: 8 },
-    stage0v: { ...V_BASE, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, evalImages: 4 },
+    stage0v: { ...V_BASE, steps: 4, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, evalImages: 4 },
     stage0b: { ...B_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitPerFamily: 8, evalPerSplit: 4, evalBatch: 4 },
   },
   quick: { stage0a: A_BASE, stage0v: V_BASE, stage0b: B_BASE },
