@@ -139,3 +139,36 @@ export async function trainLoop<B>(opts: LoopOptions, plan: StepPlan<B>): Promis
   bar.finish();
   return { stepsRun: totalSteps - start, resumedFrom };
 }
+
+/** The settings of a stage-0 style run: step count, peak lr, warm-up, clip, checkpoint cadence. */
+export interface StageLoopSettings {
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  gradClip: number;
+  checkpointEvery: number;
+}
+
+/** The loop of the stage-0 sub-stages: linear warm-up, cosine to 10% of lr, the config's clip and checkpoint cadence. */
+export function stage0Loop(
+  run: Run,
+  model: Module,
+  params: Array<[string, tf.Variable]>,
+  cfg: StageLoopSettings,
+  opts: { seed: number; quiet?: boolean; stopAfter?: number },
+  label: string,
+): LoopOptions {
+  return {
+    run,
+    model,
+    params,
+    totalSteps: cfg.steps,
+    schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
+    gradClip: cfg.gradClip,
+    checkpointEvery: cfg.checkpointEvery,
+    seed: opts.seed,
+    label,
+    quiet: opts.quiet,
+    stopAfter: opts.stopAfter,
+  };
+}

@@ -39,7 +39,6 @@ import { loadSplit, maskBbox, readSampleImage, resizeRgb, type Family } from '..
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';
-import type { Module } from '../model/nn';
 import { segLoss, tokenCrossEntropy } from '../model/losses';
 import { buildLens, loadLens, saveLens, type PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
@@ -49,7 +48,7 @@ import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
 import { GroundingModule, groundingLosses } from './grounding';
 import { runStage0v, V_BASE, V_RULES, type Stage0vConfig } from './stage0v';
-import { trainLoop, type LoopOptions, type StepPlan } from './loop';
+import { stage0Loop, trainLoop, type StepPlan } from './loop';
 import { Run, runIsDone } from './run';
 import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
 export type { StageRunOptions } from './stage_io';
@@ -695,30 +694,6 @@ export function imageDependence(model: LensModel, tok: Tokenizer, examples: read
 const log = (quiet: boolean | undefined, msg: string) => {
   if (!quiet) console.error(msg);
 };
-
-/** The loop of both sub-stages: linear warm-up, cosine to 10% of lr, the config's clip and checkpoint cadence. */
-function stage0Loop(
-  run: Run,
-  model: Module,
-  params: Array<[string, tf.Variable]>,
-  cfg: Pick<Stage0aConfig, 'steps' | 'lr' | 'warmupSteps' | 'gradClip' | 'checkpointEvery'>,
-  opts: Pick<StageRunOptions<unknown>, 'seed' | 'quiet' | 'stopAfter'>,
-  label: string,
-): LoopOptions {
-  return {
-    run,
-    model,
-    params,
-    totalSteps: cfg.steps,
-    schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
-    gradClip: cfg.gradClip,
-    checkpointEvery: cfg.checkpointEvery,
-    seed: opts.seed,
-    label,
-    quiet: opts.quiet,
-    stopAfter: opts.stopAfter,
-  };
-}
 
 /** True when `dir` holds a finished run of `kind` and its model file. */
 function finished(dir: string, kind: string): boolean {

@@ -27,7 +27,7 @@ import { Linear, Module } from '../model/nn';
 import { buildLens, loadLens, saveLens } from '../model/presets';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
-import { trainLoop, type StepPlan } from './loop';
+import { stage0Loop, trainLoop, type StepPlan } from './loop';
 import { Run } from './run';
 import { MODEL_FILE, type StageRunOptions } from './stage_io';
 
@@ -255,22 +255,7 @@ export async function runStage0v(opts: Omit<StageRunOptions<Stage0vConfig>, 'con
       },
       dispose: disposeCellTargets,
     };
-    await trainLoop(
-      {
-        run,
-        model: heads,
-        params,
-        totalSteps: cfg.steps,
-        schedule: { kind: 'cosine', lr: cfg.lr, warmupSteps: cfg.warmupSteps, totalSteps: cfg.steps, minRatio: 0.1 },
-        gradClip: cfg.gradClip,
-        checkpointEvery: cfg.checkpointEvery,
-        seed: opts.seed,
-        label: 'stage 0v (vision encoder)',
-        quiet: opts.quiet,
-        stopAfter: opts.stopAfter,
-      },
-      plan,
-    );
+    await trainLoop(stage0Loop(run, heads, params, cfg, opts, 'stage 0v (vision encoder)'), plan);
     const metrics: Row[] = [];
     if (cfg.evalImages > 0) {
       const held = freshPictures(generator, 'vision-pretrain/held-out', 0, cfg.evalImages, g);
