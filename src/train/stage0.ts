@@ -155,7 +155,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 700,
+  steps: 800,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -193,9 +193,9 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * cores): 0a ~0.5 s/step at batch 8, 0v ~0.2 s/step at batch 32, 0b ~0.36 s/step at
- * batch 16 with the grounding losses, so 0a (700 steps) + 0v (1000) + 0b (2000) take
- * ~21 min of the 30-minute `npm start`. 0b learns per sentence seen, not per step: at batch
+ * cores): 0a ~0.4 s/step at batch 8, 0v ~0.09 s/step at batch 32, 0b ~0.28 s/step at
+ * batch 16 with the grounding losses, so 0a (800 steps) + 0v (2500) + 0b (2000) take
+ * ~19 min of the 30-minute `npm start`. 0b learns per sentence seen, not per step: at batch
  * 8 it needs twice the steps for the same boxes (docs/stage0b-grounding.md). 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS

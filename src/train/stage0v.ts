@@ -52,7 +52,7 @@ export interface Stage0vConfig {
 
 /** The quick preset's stage 0v (the other presets derive from it in stage0.ts). */
 export const V_BASE: Stage0vConfig = {
-  steps: 1000,
+  steps: 2500,
   batchSize: 32,
   lr: 1e-3,
   warmupSteps: 100,
