@@ -140,12 +140,17 @@ export async function trainLoop<B>(opts: LoopOptions, plan: StepPlan<B>): Promis
   return { stepsRun: totalSteps - start, resumedFrom };
 }
 
-/** The settings of a stage-0 style run: step count, peak lr, warm-up, clip, checkpoint cadence. */
+/** The settings of a stage-0 style run (`stage0Loop`). */
 export interface StageLoopSettings {
+  /** Optimiser steps. */
   steps: number;
+  /** Peak learning rate, reached after the warm-up, then cosine to 10% of it. */
   lr: number;
+  /** Linear warm-up steps. */
   warmupSteps: number;
+  /** Global-norm gradient clip. */
   gradClip: number;
+  /** Checkpoint every this many steps (what a killed run loses at most). */
   checkpointEvery: number;
 }
 

@@ -27,21 +27,16 @@ import { Linear, Module } from '../model/nn';
 import { buildLens, loadLens, saveLens } from '../model/presets';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
-import { stage0Loop, trainLoop, type StepPlan } from './loop';
+import { stage0Loop, trainLoop, type StageLoopSettings, type StepPlan } from './loop';
 import { Run } from './run';
 import { MODEL_FILE, type StageRunOptions } from './stage_io';
 
 /** Stage 0v: the vision encoder's dense pretraining on fresh generated pictures. */
-export interface Stage0vConfig {
+export interface Stage0vConfig extends StageLoopSettings {
   /** Optimiser steps; 0 = no stage 0v (stage 0b starts from 0a's fresh vision encoder). */
   steps: number;
   /** Pictures per step. */
   batchSize: number;
-  /** Peak learning rate (cosine to 10%, as the other stage-0 parts). */
-  lr: number;
-  warmupSteps: number;
-  gradClip: number;
-  checkpointEvery: number;
   /** Weight of the colour head's cross-entropy (the category head's is 1). */
   colourWeight: number;
   /** Weight of the box head's L1 (in image-side units). */
