@@ -118,6 +118,18 @@ describe('stage 0v runs', () => {
     }
   });
 
+  it('--stage 0v with stage0v.steps 0, and 0b before a configured 0v, say what to do', async () => {
+    const out = join(root, 'order');
+    const a = { steps: 2, batchSize: 2, checkpointEvery: 2, limitImages: 1, evalInstances: 0 };
+    await expect(runPretrain({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, stage: '0v', quiet: true, config: { stage0v: { steps: 0 } } })).rejects.toThrow(
+      /stage0v.steps is 0 in this config; set it above 0 to run stage 0v/,
+    );
+    await runPretrain({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, stage: '0a', quiet: true, config: { stage0a: a } });
+    await expect(runPretrain({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, stage: '0b', quiet: true, config: { stage0a: a } })).rejects.toThrow(
+      /holds no finished stage-0v run; run 'lens pretrain --stage 0v'/,
+    );
+  });
+
   it('data the generator did not write is a config error saying how to skip stage 0v', async () => {
     const plain = join(root, 'not-generated');
     mkdirSync(plain, { recursive: true });
