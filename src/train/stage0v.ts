@@ -225,6 +225,9 @@ function generatorOf(dataRoot: string): ReturnType<typeof resolveGenerateConfig>
  * Stage 0v: trains the vision encoder of the model in `from` (0a's) on fresh pictures;
  * writes OUT/model.safetensors (the whole model) and held-out metrics (each head's loss
  * beside its prior: the category cross-entropy of always predicting the mean shares).
+ * Step s draws pictures s * batchSize, ... of the training stream (so a resumed run sees
+ * what an uninterrupted one would); the streams follow the benchmark's seed, not the run's:
+ * `--seed` changes the heads' initialisation here and, through 0a, the encoder's.
  */
 export async function runStage0v(opts: Omit<StageRunOptions<Stage0vConfig>, 'config'> & { config: Stage0vConfig }): Promise<{ dir: string; metrics: Row[]; model: LensModel }> {
   const backend = await initBackend({ quiet: true });
