@@ -84,6 +84,7 @@ import { formatAnswer, type Box } from '../src/model/answer';
 import { AdamW } from '../src/train/optim';
 import { lrAt } from '../src/train/schedule';
 import { capReasoning, evaluateAnswers, imageDependence } from '../src/train/stage0';
+import { cellShares } from '../src/train/grounding';
 import { saveStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
 import { addNumberCode, addPos2d, optimiserStep, smoothedAnswerNll, visualSpread } from './common';
 
@@ -172,33 +173,12 @@ function tapLayer(model: LensModel, L: number): void {
 
 /**
  * --attn-pointer L (1..numLayers): the pointer supervises attention instead of states: head 0
- * of block L, at the pointer's positions, is trained by cross-entropy to put its weight on
- * the visual tokens holding the target (the whole softmax over every key, so the weight
- * must leave the text). The head then copies the target token's value, its place included,
- * into the state that writes the box. The tap keeps head 0's log-attention [B, N, T].
+ * of block L (src's `attentionOf`), at the pointer's positions, is trained by cross-entropy to
+ * put its weight on the visual tokens holding the target (the whole softmax over every key, so
+ * the weight must leave the text). The head then copies the target token's value, its place
+ * included, into the state that writes the box. (src/train/grounding.ts is this loss as stage
+ * 0b has it.)
  */
-let headLogAttn: tf.Tensor3D | null = null;
-function tapAttention(model: LensModel, L: number): void {
-  const blk = model.mllm.blocks[L - 1];
-  if (!blk) throw new Error(`--attn-pointer: expected 1..${model.mllm.blocks.length}, got ${L}`);
-  const plain = blk.applyKV.bind(blk);
-  blk.applyKV = ((x: tf.Tensor3D, bias: tf.Tensor | undefined, past?: { k: tf.Tensor4D; v: tf.Tensor4D }) => {
-    const r = plain(x, bias, past);
-    if (!tapping) return r;
-    headLogAttn?.dispose();
-    headLogAttn = tf.tidy(() => {
-      const a = blk.attn;
-      const q = tf.slice(a.splitHeads(a.q.apply(blk.ln1.apply(x))), [0, 0, 0, 0], [-1, 1, -1, -1]); // [B, 1, N, hs]
-      const k = tf.slice(r.k, [0, 0, 0, 0], [-1, 1, -1, -1]); // [B, 1, T, hs]
-      let sc = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(q.shape[3]));
-      if (bias) sc = tf.add(sc, bias.shape[1] === 1 ? bias : tf.slice(bias, [0, 0, 0, 0], [-1, 1, -1, -1]));
-      return tf.squeeze(tf.logSoftmax(sc), [1]) as tf.Tensor3D;
-    });
-    tf.keep(headLogAttn);
-    return r;
-  }) as typeof blk.applyKV;
-}
-
 /**
  * --place-probe W: an auxiliary loss, weight W: a linear head of its own (dropped at the end)
  * reads the target's visual cell (its mask shares, as the pointer's targets) off the state
@@ -259,22 +239,6 @@ async function describeExamples(root: string, refs: readonly TrainExample[], sid
     out.push({ ...e, id: `describe/${e.sample.imageId}`, sentence: DESCRIBE_PROMPT, answer, target: new Uint8Array(side * side) });
   }
   return out;
-}
-
-/** [B, g*g] share of each example's target mask inside each visual token's cell. */
-function cellShares(ex: readonly TrainExample[], side: number, g: number): tf.Tensor2D {
-  const out = new Float32Array(ex.length * g * g);
-  const cell = side / g;
-  ex.forEach((e, k) => {
-    let n = 0;
-    for (let q = 0; q < side * side; q++) {
-      if (e.target[q] !== 1) continue;
-      out[k * g * g + Math.floor(Math.floor(q / side) / cell) * g + Math.floor((q % side) / cell)]!++;
-      n++;
-    }
-    for (let c = 0; c < g * g; c++) out[k * g * g + c]! /= Math.max(1, n);
-  });
-  return tf.tensor2d(out, [ex.length, g * g]);
 }
 
 /** Per visual cell, the category words of the instances whose boxes cover it (share-weighted). */
@@ -346,9 +310,10 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
     const visual = model.vision.apply(b.images);
     const label = labels ? labelLoss(model, visual, labels) : tf.scalar(0);
     tapping = true;
-    let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D };
+    let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D; logAttention?: tf.Tensor3D };
     try {
-      out = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual });
+      const attentionOf = num('attn-pointer') > 0 ? { layer: num('attn-pointer'), head: 0 } : undefined;
+      out = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual }, { attentionOf });
     } finally {
       tapping = false;
     }
@@ -377,7 +342,7 @@ function losses(model: LensModel, tok: Tokenizer, b: Batch, shares: tf.Tensor2D,
       const rows = ids.map((row, i) => {
         const at = row.indexOf(open, row.indexOf(bbox));
         const v0 = row.indexOf(IMAGE_ID);
-        return tf.concat(POINTER_AT.map((d) => tf.slice(headLogAttn!, [i, at + d, v0], [1, 1, nv])), 1);
+        return tf.concat(POINTER_AT.map((d) => tf.slice(out.logAttention!, [i, at + d, v0], [1, 1, nv])), 1);
       });
       scores = tf.concat(rows, 0);
     } else {
@@ -401,7 +366,7 @@ function pointerScores(model: LensModel, tok: Tokenizer, ex: readonly TrainExamp
   for (let i = 0; i < ex.length; i += batch) {
     const part = ex.slice(i, i + batch);
     const b = encodeBatch(tok, part, { numVisual: model.vision.numTokens, side, withAnswer: true });
-    const shares = cellShares(part, side, Math.sqrt(model.vision.numTokens));
+    const shares = cellShares(b.labels, Math.sqrt(model.vision.numTokens));
     const l = losses(model, tok, b, shares, null);
     ce += l.pointer.dataSync()[0]! * part.length;
     hit += l.hit.dataSync()[0]! * part.length;
@@ -555,7 +520,6 @@ async function main(): Promise<void> {
   if (POS2D > 0) addPos2d(model, POS2D);
   if (num('number-pos') > 0) addNumberCode(model, tok, num('number-pos'), 'pos2d');
   if (num('pointer-layer') > 0) tapLayer(model, num('pointer-layer'));
-  if (num('attn-pointer') > 0) tapAttention(model, num('attn-pointer'));
   const all: TrainExample[] = [];
   for (const f of TRAIN_FAMILIES) all.push(...(await loadExamples(a.data!, f, 'train', { imageSize: side, quiet: true })));
   const capped = capReasoning(all, 0.5, new Rng(Number(a.seed)).fork('reason-cap')); // stage 0b's reasoning cap
@@ -626,7 +590,7 @@ async function main(): Promise<void> {
     ex.splice(0, nBox, ...ex.slice(0, nBox).map((e) => ({ ...e, sentence: `bbox_2d ${e.sentence}`, answer: `[${e.box.join(', ')}]` })));
     if (nDescribe > 0) ex.push(...batchIndices(described.length, nDescribe, step, rng.fork('describe')).map((i) => described[i]!));
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side, withAnswer: true });
-    const shares = cellShares(ex, side, g);
+    const shares = cellShares(b.labels, g);
     const labels = LABEL > 0 ? cellLabels(ex, instances, tok, side, g, model.config.mllm.vocabSize) : null;
     const lr = lrAt(step, { kind: 'cosine', lr: Number(a.lr), warmupSteps: 50, totalSteps: STEPS, minRatio: 0.1 });
     optimiserStep(opt, params, () => {
