@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // every copy shares. Everything that trains starts a backend first, so this is the
 // one place that needs it.
 import '@tensorflow/tfjs';
+import { installTileGradient } from './accel/tile-grad';
 
 export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -150,6 +151,7 @@ export async function startBackend(requested: string | undefined, quiet = true):
     try {
       const { tfName, detail } = await STARTERS[name]();
       const info: BackendInfo = { name, tfName, chosenBy, detail, skipped };
+      installTileGradient(); // every backend: tfjs-core's Tile / broadcastTo gradient is one slice per tile
       for (const hook of afterStart) await hook(info);
       if (!quiet) console.log(`[lens] backend: ${name} (${info.detail}; chosen by ${chosenBy})`);
       return info;

@@ -150,11 +150,12 @@ export function pixelShuffle2(y: tf.Tensor4D, c: number): tf.Tensor4D {
 }
 
 /**
- * Conv2d(kernel 3, padding 1, no bias) written as im2col (zero pad, nine shifted
- * slices concatenated on channels) + one rank-2 matmul, so its weight trains on
- * every backend. x: [B, h, w, C_in] -> [B, h, w, C_out]. `weight` [9*C_in, C_out]
- * has row index (ky*3 + kx)*C_in + ci (a torch weight [Co, Ci, 3, 3] permuted to
- * [3, 3, Ci, Co]).
+ * Conv2d(kernel 3, padding 1, no bias). x: [B, h, w, C_in] -> [B, h, w, C_out]. `weight`
+ * [9*C_in, C_out] has row index (ky*3 + kx)*C_in + ci (a torch weight [Co, Ci, 3, 3]
+ * permuted to [3, 3, Ci, Co]), so it reshapes to conv2d's HWIO filter as it is. Runs as
+ * conv2d: its filter gradient is the project's Conv2DBackpropFilter on wasm (src/accel);
+ * an im2col of nine shifted slices concatenated on channels cost ~0.18 s of a batch-8
+ * stage-0a step in the concat's gradient alone (a strided SplitV on wasm).
  */
 export class Conv3x3 extends Module {
   readonly proj: Linear;
@@ -166,13 +167,8 @@ export class Conv3x3 extends Module {
 
   apply(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const [b, h, w] = x.shape;
-      const p = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]); // [B, h+2, w+2, Ci]
-      const cols: tf.Tensor4D[] = [];
-      for (let ky = 0; ky < 3; ky++) {
-        for (let kx = 0; kx < 3; kx++) cols.push(tf.slice(p, [0, ky, kx, 0], [b, h, w, this.inDim]));
-      }
-      return this.proj.apply(tf.concat(cols, 3)); // [B, h, w, 9*Ci] -> [B, h, w, Co]
+      const filter = tf.reshape(this.proj.weight, [3, 3, this.inDim, this.outDim]) as tf.Tensor4D;
+      return tf.conv2d(x, filter, 1, [[0, 0], [1, 1], [1, 1], [0, 0]]);
     });
   }
 }

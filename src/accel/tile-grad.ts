@@ -1,0 +1,52 @@
+/**
+ * The gradient of Tile (and so of `tf.broadcastTo`, which tfjs 4.22 runs as the Tile
+ * kernel) as one reshape + sum per tiled axis, for every backend.
+ *
+ * tfjs-core's own Tile gradient adds up one `slice` of dy per tile: broadcasting SAM's
+ * no-mask embedding [1, 1, 1, C] to the dense prompt [B, h, w, C] costs B*h*w slices of
+ * the whole dy on every backward pass (2,048 slice + add kernels at batch 8 on the quick
+ * preset, ~2.8 s of a stage-0a step on wasm). Tiling lays the reps of an axis out
+ * block-major (index i*s + a is block i, offset a), so reshaping that axis to [r, s] and
+ * summing over r is the same gradient with one kernel per tiled axis.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** dy of `tile(x, reps)` -> dx (x's shape): per axis with reps > 1, reshape [.., r*s, ..] to [.., r, s, ..] and sum r. */
+export function tileGradient(dy: tf.Tensor, xShape: readonly number[], reps: readonly number[]): tf.Tensor {
+  if (xShape.length !== reps.length || dy.rank !== xShape.length) {
+    throw new Error(`tileGradient: x of rank ${xShape.length}, reps of ${reps.length}, dy of ${dy.rank}: expected equal ranks`);
+  }
+  return tf.tidy(() => {
+    let g = dy;
+    const shape = [...dy.shape];
+    for (let i = 0; i < xShape.length; i++) {
+      const r = reps[i]!;
+      if (r === 1) continue;
+      const s = xShape[i]!;
+      const before = shape.slice(0, i).reduce((a, b) => a * b, 1);
+      const after = shape.slice(i + 1).reduce((a, b) => a * b, 1);
+      g = tf.sum(tf.reshape(g, [before, r, s, after]), 1);
+      shape[i] = s;
+      g = tf.reshape(g, shape);
+    }
+    return g === dy ? tf.clone(dy) : g;
+  });
+}
+
+let installed = false;
+
+/** Replaces tfjs-core's Tile gradient with `tileGradient` (idempotent; backend-independent maths). */
+export function installTileGradient(): void {
+  if (installed) return;
+  const stock = tf.getGradient('Tile');
+  if (!stock) return; // nothing to replace: tfjs-core registers it when its gradients load
+  installed = true;
+  tf.registerGradient({
+    ...stock,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved;
+      const { reps } = attrs as unknown as { reps: number[] };
+      return { x: () => tileGradient(dy as tf.Tensor, x!.shape, reps) };
+    },
+  });
+}
