@@ -10,13 +10,17 @@
  * 3. Adam: the fused update (src/accel/adam.ts) vs tf.train.adam;
  * 4. Identity / same-dtype Cast sharing the input buffer vs copying it;
  * 5. layer norm as the fused op (src/accel/layernorm.ts) vs the composite of
- *    src/model/nn.ts, alone and inside the whole reference step.
+ *    src/model/nn.ts, alone and inside the whole reference step;
+ * 6. the Tile / broadcastTo gradient (src/accel/tile-grad.ts) vs tfjs-core's slice-per-tile
+ *    one, on a stage-0a step of the quick preset's mini-SAM (box prompts, batch 8).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { adam, layerNorm, setWasmAccel, stockKernel, wasmAccelStatus } from '../src/accel';
+import { useTileGradient } from '../src/accel/tile-grad';
 import { initBackend } from '../src/backend';
+import { buildLens } from '../src/model/presets';
 import { Attention, LayerNorm, Linear, quickGelu } from '../src/model/nn';
 import { Rng } from '../src/random';
 import { buildRefStep, DEFAULT_REF_STEP, RefNet } from './reference-step';
@@ -183,6 +187,32 @@ async function main(argv: string[]): Promise<number> {
   report('5b. reference training step, LayerNorm', ['fused layerNorm in every LayerNorm', 'composite (as src/model/nn.ts today)'], lnTimes);
   ln.dispose();
   stepLn.dispose();
+
+  // 6. the Tile / broadcastTo gradient, on the mini-SAM (its no-mask embedding is broadcast to [B, h, w, C])
+  const lens = buildLens('quick');
+  const samVars = lens.setStage('stage0a');
+  const side = lens.config.imageSize;
+  const images = tf.randomUniform([8, side, side, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const boxes = tf.tensor2d(Array.from({ length: 8 }, (_, i) => [4 + i, 6, 30 + i, 40]));
+  const samStep = fwdBwd(() => lens.sam.apply(images, { boxes }).masks, samVars);
+  report(
+    '6. stage-0a step of the quick mini-SAM (box prompts, batch 8), forward + backward',
+    ['Tile gradient: one reshape + sum per axis (src/accel)', "tfjs-core's one slice per tile"],
+    ab(
+      reps,
+      () => {
+        useTileGradient(true);
+        samStep();
+      },
+      () => {
+        useTileGradient(false);
+        samStep();
+      },
+    ),
+  );
+  useTileGradient(true);
+  tf.dispose([images, boxes]);
+  lens.dispose();
 
   tf.dispose([x, bias, causal, target]);
   for (const m of [sep, fc, netA, netB]) m.dispose();

@@ -33,20 +33,28 @@ export function tileGradient(dy: tf.Tensor, xShape: readonly number[], reps: rea
   });
 }
 
-let installed = false;
+let stock: tf.GradConfig | null = null;
+let ours: tf.GradConfig | null = null;
 
 /** Replaces tfjs-core's Tile gradient with `tileGradient` (idempotent; backend-independent maths). */
 export function installTileGradient(): void {
-  if (installed) return;
-  const stock = tf.getGradient('Tile');
+  if (ours) return;
+  stock = tf.getGradient('Tile') ?? null;
   if (!stock) return; // nothing to replace: tfjs-core registers it when its gradients load
-  installed = true;
-  tf.registerGradient({
+  ours = {
     ...stock,
     gradFunc: (dy, saved, attrs) => {
       const [x] = saved;
       const { reps } = attrs as unknown as { reps: number[] };
       return { x: () => tileGradient(dy as tf.Tensor, x!.shape, reps) };
     },
-  });
+  };
+  tf.registerGradient(ours);
+}
+
+/** Switches between this gradient (true) and tfjs-core's slice-per-tile one (`npm run bench:rules` times both). */
+export function useTileGradient(on: boolean): void {
+  installTileGradient();
+  const config = on ? ours : stock;
+  if (config) tf.registerGradient(config);
 }

@@ -91,7 +91,7 @@ export interface Stage0aConfig {
 
 /** Stage 0b: MLLM supervised fine-tuning on the LENS answer format. */
 export interface Stage0bConfig {
-  /** Optimiser steps (quick: budgeted for ~6 min of the main job, well below saturation). */
+  /** Optimiser steps (quick: ~15 min of the main job, the largest share; still well below saturation). */
   steps: number;
   /** Sentences per step. */
   batchSize: number;
@@ -172,7 +172,7 @@ const A_BASE: Stage0aConfig = {
 };
 
 const B_BASE: Stage0bConfig = {
-  steps: 2000,
+  steps: 3500,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 50,
@@ -193,10 +193,12 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * cores): 0a ~0.4 s/step at batch 8, 0v ~0.09 s/step at batch 32, 0b ~0.28 s/step at
- * batch 16 with the grounding losses, so 0a (800 steps) + 0v (2500) + 0b (2000) take
- * ~19 min of the 30-minute `npm start`. 0b learns per sentence seen, not per step: at batch
- * 8 it needs twice the steps for the same boxes (docs/stage0b-grounding.md). 0a at batch 8 x 300
+ * quiet cores): 0a ~0.15 s/step at batch 8, 0v ~0.065 s/step at batch 32, 0b ~0.25 s/step
+ * at batch 16 with the grounding losses, so 0a (800 steps) + 0v (2500) + 0b (3500) take
+ * ~21 min of the 30-minute `npm start`. 0b has the most of it because it is what the rest
+ * waits on: its box's reading of the picture keeps growing from 2000 to 3000-4000 steps
+ * (docs/stage0b-grounding.md, "Longer"), and 0b learns per sentence seen, not per step: at
+ * batch 8 it needs twice the steps for the same boxes. 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
  * (~100), not of samples; 500 steps reach 0.57 and 800 steps 0.68, past the
