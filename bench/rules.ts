@@ -197,7 +197,7 @@ async function main(argv: string[]): Promise<number> {
   const samStep = fwdBwd(() => lens.sam.apply(images, { boxes }).masks, samVars);
   report(
     '6. stage-0a step of the quick mini-SAM (box prompts, batch 8), forward + backward',
-    ['Tile gradient: one reshape + sum per axis (src/accel)', "tfjs-core's one slice per tile"],
+    ['reshape + sum per tiled axis (src/accel)', "tfjs-core's one slice per tile"],
     ab(
       reps,
       () => {

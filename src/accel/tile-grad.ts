@@ -5,7 +5,8 @@
  * tfjs-core's own Tile gradient adds up one `slice` of dy per tile: broadcasting SAM's
  * no-mask embedding [1, 1, 1, C] to the dense prompt [B, h, w, C] costs B*h*w slices of
  * the whole dy on every backward pass (2,048 slice + add kernels at batch 8 on the quick
- * preset, ~2.8 s of a stage-0a step on wasm). Tiling lays the reps of an axis out
+ * preset; with this gradient and Conv3x3 as conv2d, `npm start`'s stage 0a went from 5.7 to
+ * 2.1 min and its stage 2 from 1.8 to 1.0 min on wasm). Tiling lays the reps of an axis out
  * block-major (index i*s + a is block i, offset a), so reshaping that axis to [r, s] and
  * summing over r is the same gradient with one kernel per tiled axis.
  */

@@ -91,7 +91,7 @@ export interface Stage0aConfig {
 
 /** Stage 0b: MLLM supervised fine-tuning on the LENS answer format. */
 export interface Stage0bConfig {
-  /** Optimiser steps (quick: ~15 min of the main job, the largest share; still well below saturation). */
+  /** Optimiser steps (quick: ~12 min of the main job, the largest share; still well below saturation). */
   steps: number;
   /** Sentences per step. */
   batchSize: number;

@@ -140,13 +140,32 @@ describe('rewritten layers against the reference ops', () => {
     });
   });
 
-  it('Conv3x3 (im2col + matmul) equals conv2d(k=3, same)', () => {
-    const conv = new Conv3x3(3, 4, new Rng(9));
-    tf.tidy(() => {
-      const x = tf.randomNormal([2, 5, 6, 3], 0, 1, 'float32', 10) as tf.Tensor4D;
-      const w = tf.reshape(conv.proj.weight, [3, 3, 3, 4]) as tf.Tensor4D; // [kh, kw, Ci, Co]
-      expectAllClose(conv.apply(x), tf.conv2d(x, w, 1, 'same'), 1e-5);
-    });
+  it('Conv3x3 equals a direct 3x3 convolution with zero padding, weight row (ky*3 + kx)*Ci + ci', () => {
+    const [B, H, W, Ci, Co] = [2, 5, 6, 3, 4];
+    const conv = new Conv3x3(Ci, Co, new Rng(9));
+    const x = tf.randomNormal([B, H, W, Ci], 0, 1, 'float32', 10) as tf.Tensor4D;
+    const xv = x.dataSync();
+    const wv = conv.proj.weight.dataSync();
+    const want = new Float32Array(B * H * W * Co);
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < H; i++) {
+        for (let j = 0; j < W; j++) {
+          for (let ky = 0; ky < 3; ky++) {
+            for (let kx = 0; kx < 3; kx++) {
+              const [yi, xj] = [i + ky - 1, j + kx - 1];
+              if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
+              for (let ci = 0; ci < Ci; ci++) {
+                for (let co = 0; co < Co; co++) {
+                  want[((b * H + i) * W + j) * Co + co]! += xv[((b * H + yi) * W + xj) * Ci + ci]! * wv[((ky * 3 + kx) * Ci + ci) * Co + co]!;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    tf.tidy(() => expectAllClose(conv.apply(x), tf.tensor4d(want, [B, H, W, Co]), 1e-5));
+    x.dispose();
     conv.dispose();
   });
 
