@@ -12,6 +12,9 @@
  * - the place loss (`placeWeight`): a linear head of its own reads the target's cell
  *   (the same shares) off the last-layer state that predicts x1, so that state must hold
  *   where the object is, not only what it looks like. The head is dropped after stage 0b.
+ * - `groundPlaceWord`: both losses also at the state that predicts the reasoning's place word
+ *   ("It is the red circle at the | bottom left."), where the target's place is first put in
+ *   words; the box then copies those words.
  *
  * Real VLMs get both from pretraining on grounding data at scale; these losses stand in for
  * it at the scale of this project (the measurements are in the doc above).
@@ -29,6 +32,8 @@ export interface GroundingWeights {
   pointerWeight: number;
   pointerLayer: number;
   placeWeight: number;
+  /** Also train the pointer and the place loss at the state that predicts the reasoning's place word. */
+  groundPlaceWord: boolean;
 }
 
 /** Offsets from the box's `[` of the states that predict x1, y1, x2, y2 (`[`, then the commas). */
@@ -52,15 +57,24 @@ export function cellShares(labels: tf.Tensor3D, g: number): tf.Tensor2D {
 
 /**
  * Per row of a batch of token ids: the position of the answer's box `[` (the first `[`
- * after `bbox_2d`) and of the first visual token, or -1 where the row has none.
+ * after `bbox_2d`), of the first visual token, and of the state that predicts the
+ * reasoning's place word (the last `the` before `</think>`: every trace ends "It is the red
+ * circle at the bottom left." or "... in the centre."), or -1 where the row has none.
  */
-export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number }> {
+export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number; placeWord: number }> {
   const bbox = tok.tokenId('bbox_2d');
   const open = tok.tokenId('[');
+  const the = tok.tokenId('the');
+  const endThink = tok.tokenId('</think>');
   return ids.map((row) => {
     const b = row.indexOf(bbox);
     const o = b < 0 ? -1 : row.indexOf(open, b);
-    return { open: o >= 0 && o + COORD_STATES.at(-1)! < row.length ? o : -1, visual: row.indexOf(IMAGE_ID) };
+    const e = row.indexOf(endThink);
+    return {
+      open: o >= 0 && o + COORD_STATES.at(-1)! < row.length ? o : -1,
+      visual: row.indexOf(IMAGE_ID),
+      placeWord: e < 0 ? -1 : row.lastIndexOf(the, e),
+    };
   });
 }
 
@@ -122,14 +136,17 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     let pointer = zero;
     let pointerHit = zero;
     if (usePointer) {
-      // [B, 4, nv]: the head's log-weights from each coordinate's state onto the visual tokens
-      const idx = new Int32Array(B * COORD_STATES.length * nv);
+      // [B, S, nv]: the head's log-weights from each state (the four coordinates', then the place
+      // word's when on) onto the visual tokens
+      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...(w.groundPlaceWord ? [p.placeWord] : [])];
+      const S = COORD_STATES.length + (w.groundPlaceWord ? 1 : 0);
+      const idx = new Int32Array(B * S * nv);
       pos.forEach((p, r) => {
-        COORD_STATES.forEach((d, j) => {
-          for (let v = 0; v < nv; v++) idx[(r * COORD_STATES.length + j) * nv + v] = p.open < 0 || p.visual < 0 ? 0 : (r * T + p.open + d) * T + p.visual + v;
+        states(p).forEach((t, j) => {
+          for (let v = 0; v < nv; v++) idx[(r * S + j) * nv + v] = p.open < 0 || p.visual < 0 || t < 0 ? 0 : (r * T + t) * T + p.visual + v;
         });
       });
-      const att = tf.reshape(tf.gather(tf.reshape(out.logAttention!, [-1]), tf.tensor1d(idx, 'int32')), [B, COORD_STATES.length, nv]);
+      const att = tf.reshape(tf.gather(tf.reshape(out.logAttention!, [-1]), tf.tensor1d(idx, 'int32')), [B, S, nv]);
       const ce = tf.mean(tf.neg(tf.sum(tf.mul(att, tf.expandDims(shares, 1)), -1)), 1) as tf.Tensor1D; // [B]
       pointer = rowMean(ce);
       const x1 = tf.squeeze(tf.slice(att, [0, 0, 0], [B, 1, nv]), [1]);
@@ -137,10 +154,15 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     }
     let place = zero;
     if (usePlace) {
+      // the state that predicts x1, and the place word's when on
       const C = out.hidden.shape[2];
-      const rows = tf.tensor1d(pos.map((p, r) => r * out.hidden.shape[1] + Math.max(0, p.open)), 'int32');
-      const state = tf.gather(tf.reshape(out.hidden, [-1, C]), rows); // [B, C]: the state that predicts x1
-      place = rowMean(tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state as tf.Tensor2D)), shares), -1)) as tf.Tensor1D);
+      const flat = tf.reshape(out.hidden, [-1, C]);
+      const ceAt = (at: (p: (typeof pos)[number]) => number) => {
+        const state = tf.gather(flat, tf.tensor1d(pos.map((p, r) => r * T + Math.max(0, at(p))), 'int32')) as tf.Tensor2D; // [B, C]
+        return tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state)), shares), -1)) as tf.Tensor1D;
+      };
+      const x1 = ceAt((p) => p.open);
+      place = rowMean(w.groundPlaceWord ? (tf.div(tf.add(x1, ceAt((p) => p.placeWord)), 2) as tf.Tensor1D) : x1);
     }
     const loss = tf.addN([sft, tf.mul(pointer, w.pointerWeight), tf.mul(place, usePlace ? w.placeWeight : 0)]) as tf.Scalar;
     return { loss, sft, pointer, pointerHit, place };

@@ -37,7 +37,7 @@ describe('grounding pieces', () => {
     tf.dispose([labels, s]);
   });
 
-  it('groundingPositions: the box `[` after bbox_2d and the first visual slot; -1 where a row has none', async () => {
+  it('groundingPositions: the box `[` after bbox_2d, the first visual slot and the `the` before the place word; -1 where a row has none', async () => {
     const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 2, quiet: true });
     const tok = fitTokenizer(ex);
     const full = [...tok.encode('<image> <image> go'), ...tok.encode(ex[0]!.answer)];
@@ -45,7 +45,10 @@ describe('grounding pieces', () => {
     expect(full[p!.visual]).toBe(IMAGE_ID);
     expect(p!.visual).toBe(0);
     expect(tok.decode(full.slice(p!.open - 3, p!.open + 2))).toMatch(/bbox_2d.*\[ ?\d+$/);
-    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1 });
+    // "... it is the <colour> <category> at the | bottom left. </think>": the state that predicts the place
+    expect(tok.decode(full.slice(p!.placeWord - 1, p!.placeWord + 2))).toMatch(/^(at|in) the (top|bottom|middle|left|right|centre)/);
+    expect(tok.decode(full.slice(p!.placeWord + 1, full.indexOf(tok.tokenId('</think>'))))).not.toMatch(/\bthe\b/);
+    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1, placeWord: -1 });
   });
 
   it('the MLLM reports one head\'s log attention: rows sum to 1, no weight on later positions, and the logits are unchanged', async () => {
@@ -81,7 +84,7 @@ describe('grounding pieces', () => {
     const g = new GroundingModule(model, true, 0);
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
     const before = tf.memory().numTensors;
-    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0 });
+    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0, groundPlaceWord: false });
     const sft = sftLoss(model, b);
     expect(off.loss.dataSync()[0]).toBeCloseTo(sft.dataSync()[0]!, 6);
     expect(off.pointer.dataSync()[0]).toBe(0);
@@ -91,7 +94,7 @@ describe('grounding pieces', () => {
     const vars = [...model.namedParameters(), ...g.headParameters()];
     const gradOf = (term: 'pointer' | 'place') => {
       const { grads, value } = tf.variableGrads(() => {
-        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1 });
+        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1, groundPlaceWord: false });
         return t[term];
       }, vars.map(([, v]) => v));
       const byName = new Map(vars.map(([n, v]) => [n, grads[v.name] ? tf.tidy(() => tf.sum(tf.abs(grads[v.name]!)).dataSync()[0]!) : 0] as const));
@@ -110,6 +113,55 @@ describe('grounding pieces', () => {
     expect(q.loss).toBeCloseTo(Math.log(model.vision.numTokens), 0); // a near-uniform head at init
     expect(q.byName.get('place_head.weight')).toBeGreaterThan(0);
     expect(q.byName.get('mllm.layers.1.attn.q_proj.weight')).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeBatch(b);
+    model.dispose();
+    g.placeHead!.dispose();
+  });
+  it('groundPlaceWord: the pointer averages the place word\'s state with the four coordinates\' (by hand from the head\'s log attention), the place loss x1\'s with it', async () => {
+    const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 3, quiet: true });
+    const tok = fitTokenizer(ex);
+    const model = buildLens({ preset: 'tiny', mllm: { vocabSize: 512 } }, { seed: 3 });
+    const g = new GroundingModule(model, true, 0);
+    const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
+    const before = tf.memory().numTensors;
+    const w = { pointerWeight: 1, pointerLayer: 1, placeWeight: 1 };
+    const [off, on] = [false, true].map((groundPlaceWord) => {
+      const t = groundingLosses(g, tok, b, { ...w, groundPlaceWord });
+      const r = { pointer: t.pointer.dataSync()[0]!, place: t.place.dataSync()[0]!, hit: t.pointerHit.dataSync()[0]! };
+      tf.dispose(Object.values(t));
+      return r;
+    });
+    // by hand: -sum_v share_v * log a(state -> visual v), per state, then the states' mean per row, then the rows' mean
+    const nv = model.vision.numTokens;
+    const shares = cellShares(b.labels, Math.round(Math.sqrt(nv)));
+    const sh = shares.arraySync();
+    const { logAtt, hidden } = tf.tidy(() => {
+      const out = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(b.images) }, { attentionOf: { layer: 1, head: 0 } });
+      return { logAtt: out.logAttention!.arraySync() as number[][][], hidden: out.hidden };
+    });
+    const pos = groundingPositions(b.tokens.arraySync(), tok);
+    const ce = (r: number, t: number) => -sh[r]!.reduce((s, x, v) => s + x * logAtt[r]![t]![pos[r]!.visual + v]!, 0);
+    const coords = (r: number) => [0, 2, 4, 6].map((d) => ce(r, pos[r]!.open + d));
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    expect(pos.every((p) => p.open > 0 && p.placeWord > 0 && p.placeWord < p.open)).toBe(true);
+    expect(off.pointer).toBeCloseTo(mean(pos.map((_, r) => mean(coords(r)))), 4);
+    expect(on.pointer).toBeCloseTo(mean(pos.map((p, r) => mean([...coords(r), ce(r, p.placeWord)]))), 4);
+    expect(on.pointer).not.toBeCloseTo(off.pointer, 4);
+    expect(on.hit).toBe(off.hit); // the hit rate stays x1's
+    // the place head at x1's state and at the place word's
+    const placeCe = (t: (p: (typeof pos)[number]) => number) =>
+      tf.tidy(() => {
+        const C = hidden.shape[2];
+        const rows = tf.tensor1d(pos.map((p, r) => r * hidden.shape[1] + t(p)), 'int32');
+        const lp = tf.logSoftmax(g.placeHead!.apply(tf.gather(tf.reshape(hidden, [-1, C]), rows) as tf.Tensor2D));
+        return (tf.neg(tf.sum(tf.mul(lp, shares), -1)).arraySync() as number[]);
+      });
+    const x1 = placeCe((p) => p.open);
+    const word = placeCe((p) => p.placeWord);
+    expect(off.place).toBeCloseTo(mean(x1), 4);
+    expect(on.place).toBeCloseTo(mean(x1.map((x, r) => (x + word[r]!) / 2)), 4);
+    tf.dispose([shares, hidden]);
     expect(tf.memory().numTensors).toBe(before);
     disposeBatch(b);
     model.dispose();
