@@ -12,9 +12,10 @@
  * - the place loss (`placeWeight`): a linear head of its own reads the target's cell
  *   (the same shares) off the last-layer state that predicts x1, so that state must hold
  *   where the object is, not only what it looks like. The head is dropped after stage 0b.
- * - `groundPlaceWord`: both losses also at the state that predicts the reasoning's place word
- *   ("It is the red circle at the | bottom left."), where the target's place is first put in
- *   words; the box then copies those words.
+ * - `groundPrompt`: both losses also at a state of the prompt, the `the` of the instruction's
+ *   "Output the thinking process" that follows the picture and the sentence: the target is
+ *   found there, before any of the answer is written (teacher-forced, the box's states can
+ *   lean on the reasoning's words instead of the picture).
  *
  * Real VLMs get both from pretraining on grounding data at scale; these losses stand in for
  * it at the scale of this project (the measurements are in the doc above).
@@ -32,8 +33,8 @@ export interface GroundingWeights {
   pointerWeight: number;
   pointerLayer: number;
   placeWeight: number;
-  /** Also train the pointer and the place loss at the state that predicts the reasoning's place word. */
-  groundPlaceWord: boolean;
+  /** Also train the pointer and the place loss at the prompt's state after the sentence (`groundingPositions`). */
+  groundPrompt: boolean;
 }
 
 /** Offsets from the box's `[` of the states that predict x1, y1, x2, y2 (`[`, then the commas). */
@@ -57,23 +58,24 @@ export function cellShares(labels: tf.Tensor3D, g: number): tf.Tensor2D {
 
 /**
  * Per row of a batch of token ids: the position of the answer's box `[` (the first `[`
- * after `bbox_2d`), of the first visual token, and of the state that predicts the
- * reasoning's place word (the last `the` before `</think>`: every trace ends "It is the red
- * circle at the bottom left." or "... in the centre."), or -1 where the row has none.
+ * after `bbox_2d`), of the first visual token, and `prompt`, the `the` of the instruction's
+ * "Output the thinking process" (after the picture and the sentence: tokenizer.ts
+ * `formatQuestion`); -1 where the row has none.
  */
-export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number; placeWord: number }> {
+export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number; prompt: number }> {
   const bbox = tok.tokenId('bbox_2d');
   const open = tok.tokenId('[');
+  const output = tok.tokenId('output');
   const the = tok.tokenId('the');
-  const endThink = tok.tokenId('</think>');
+  const think = tok.tokenId('<think>');
   return ids.map((row) => {
     const b = row.indexOf(bbox);
     const o = b < 0 ? -1 : row.indexOf(open, b);
-    const e = row.indexOf(endThink);
+    const q = row.lastIndexOf(output, row.indexOf(think)); // the instruction's, before its "<think> </think>"
     return {
       open: o >= 0 && o + COORD_STATES.at(-1)! < row.length ? o : -1,
       visual: row.indexOf(IMAGE_ID),
-      placeWord: e < 0 ? -1 : row.lastIndexOf(the, e),
+      prompt: q >= 0 && row[q + 1] === the ? q + 1 : -1,
     };
   });
 }
@@ -131,15 +133,15 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     const nv = model.vision.numTokens;
     const shares = cellShares(b.labels, Math.round(Math.sqrt(nv))); // [B, nv]
     const pos = groundingPositions(b.tokens.arraySync(), tok);
-    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 ? 1 : 0)));
+    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 && (!w.groundPrompt || p.prompt >= 0) ? 1 : 0)));
     const rowMean = (perRow: tf.Tensor1D) => tf.div(tf.sum(tf.mul(perRow, valid)), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
     let pointer = zero;
     let pointerHit = zero;
     if (usePointer) {
-      // [B, S, nv]: the head's log-weights from each state (the four coordinates', then the place
-      // word's when on) onto the visual tokens
-      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...(w.groundPlaceWord ? [p.placeWord] : [])];
-      const S = COORD_STATES.length + (w.groundPlaceWord ? 1 : 0);
+      // [B, S, nv]: the head's log-weights from each state (the four coordinates', then the
+      // prompt's when on) onto the visual tokens
+      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...(w.groundPrompt ? [p.prompt] : [])];
+      const S = COORD_STATES.length + (w.groundPrompt ? 1 : 0);
       const idx = new Int32Array(B * S * nv);
       pos.forEach((p, r) => {
         states(p).forEach((t, j) => {
@@ -154,7 +156,7 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     }
     let place = zero;
     if (usePlace) {
-      // the state that predicts x1, and the place word's when on
+      // the state that predicts x1, and the prompt's when on
       const C = out.hidden.shape[2];
       const flat = tf.reshape(out.hidden, [-1, C]);
       const ceAt = (at: (p: (typeof pos)[number]) => number) => {
@@ -162,7 +164,7 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
         return tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state)), shares), -1)) as tf.Tensor1D;
       };
       const x1 = ceAt((p) => p.open);
-      place = rowMean(w.groundPlaceWord ? (tf.div(tf.add(x1, ceAt((p) => p.placeWord)), 2) as tf.Tensor1D) : x1);
+      place = rowMean(w.groundPrompt ? (tf.div(tf.add(x1, ceAt((p) => p.prompt)), 2) as tf.Tensor1D) : x1);
     }
     const loss = tf.addN([sft, tf.mul(pointer, w.pointerWeight), tf.mul(place, usePlace ? w.placeWeight : 0)]) as tf.Scalar;
     return { loss, sft, pointer, pointerHit, place };

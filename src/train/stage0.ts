@@ -146,14 +146,16 @@ export interface Stage0bConfig {
    */
   placeWeight: number;
   /**
-   * Also train the pointer and the place loss at the state that predicts the reasoning's place
-   * word ("It is the red circle at the | bottom left."), not only at the box's: the greedy
-   * reasoning names the target's place right in only ~1/3 of the sentences, and the box then
-   * follows the wrong words (docs/stage0b-grounding.md, "The place word"). In the main job it
-   * took greedy box Acc@0.5 on the val splits from 10-15% to 13-25%. Not in the paper (a
-   * stand-in, as the pointer). false = the box's states only.
+   * Also train the pointer and the place loss at a state of the prompt: the `the` of the
+   * instruction's "Output the thinking process", after the picture and the sentence, so the
+   * target is found before any of the answer is written. Teacher-forced, the box's states
+   * can lean on the reasoning's words ("at the bottom left") instead of the picture, and the
+   * greedy reasoning placed the target right in only ~1/3 of the sentences; with this, the
+   * main job's 0b box Acc@0.5 on the val splits rose from 10-15% to 13-25%
+   * (docs/stage0b-grounding.md, "Grounding in the prompt"). Not in the paper (a stand-in, as
+   * the pointer). false = the box's states only.
    */
-  groundPlaceWord: boolean;
+  groundPrompt: boolean;
 }
 
 export interface PretrainConfig {
@@ -197,7 +199,7 @@ const B_BASE: Stage0bConfig = {
   pointerWeight: 1,
   pointerLayer: 2,
   placeWeight: 1,
-  groundPlaceWord: true,
+  groundPrompt: true,
 };
 
 /**
@@ -267,7 +269,7 @@ const B_RULES: Record<string, Rule> = {
   pointerWeight: rules.nonNegative,
   pointerLayer: rules.int(1),
   placeWeight: rules.nonNegative,
-  groundPlaceWord: rules.oneOf(true, false),
+  groundPrompt: rules.oneOf(true, false),
 };
 
 const prefixed = (p: string, r: Record<string, Rule>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [`${p}.${k}`, v]));

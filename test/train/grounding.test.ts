@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend';
 import { ensureBenchmark } from '../../src/data/generate/benchmark';
 import { buildLens } from '../../src/model/presets';
-import { IMAGE_ID } from '../../src/model/tokenizer';
+import { formatQuestion, IMAGE_ID } from '../../src/model/tokenizer';
 import { readArrow } from '../../src/util/arrow';
 import { readSafetensors } from '../../src/util/safetensors';
 import { disposeBatch, encodeBatch, fitTokenizer, loadExamples } from '../../src/train/data';
@@ -37,18 +37,19 @@ describe('grounding pieces', () => {
     tf.dispose([labels, s]);
   });
 
-  it('groundingPositions: the box `[` after bbox_2d, the first visual slot and the `the` before the place word; -1 where a row has none', async () => {
+  it('groundingPositions: the box `[` after bbox_2d, the first visual slot and the prompt\'s `Output the`; -1 where a row has none', async () => {
     const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 2, quiet: true });
     const tok = fitTokenizer(ex);
-    const full = [...tok.encode('<image> <image> go'), ...tok.encode(ex[0]!.answer)];
+    const full = [...tok.encode(`<image> <image> ${formatQuestion('the output of the red star')}`), ...tok.encode(ex[0]!.answer)];
     const [p] = groundingPositions([full], tok);
     expect(full[p!.visual]).toBe(IMAGE_ID);
     expect(p!.visual).toBe(0);
     expect(tok.decode(full.slice(p!.open - 3, p!.open + 2))).toMatch(/bbox_2d.*\[ ?\d+$/);
-    // "... it is the <colour> <category> at the | bottom left. </think>": the state that predicts the place
-    expect(tok.decode(full.slice(p!.placeWord - 1, p!.placeWord + 2))).toMatch(/^(at|in) the (top|bottom|middle|left|right|centre)/);
-    expect(tok.decode(full.slice(p!.placeWord + 1, full.indexOf(tok.tokenId('</think>'))))).not.toMatch(/\bthe\b/);
-    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1, placeWord: -1 });
+    // "... with bbox. Output the | thinking process ...": after the sentence, even one that says "the output"
+    expect([full[p!.prompt - 1], full[p!.prompt], full[p!.prompt + 1]]).toEqual(['output', 'the', 'thinking'].map((w) => tok.tokenId(w)));
+    expect(tok.tokenId('output')).not.toBe(tok.tokenId('<unk>'));
+    expect(full.indexOf(tok.tokenId('output'))).toBeLessThan(p!.prompt - 1); // the sentence's own "output" comes first
+    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1, prompt: -1 });
   });
 
   it('the MLLM reports one head\'s log attention: rows sum to 1, no weight on later positions, and the logits are unchanged', async () => {
@@ -84,7 +85,7 @@ describe('grounding pieces', () => {
     const g = new GroundingModule(model, true, 0);
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
     const before = tf.memory().numTensors;
-    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0, groundPlaceWord: false });
+    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0, groundPrompt: false });
     const sft = sftLoss(model, b);
     expect(off.loss.dataSync()[0]).toBeCloseTo(sft.dataSync()[0]!, 6);
     expect(off.pointer.dataSync()[0]).toBe(0);
@@ -94,7 +95,7 @@ describe('grounding pieces', () => {
     const vars = [...model.namedParameters(), ...g.headParameters()];
     const gradOf = (term: 'pointer' | 'place') => {
       const { grads, value } = tf.variableGrads(() => {
-        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1, groundPlaceWord: false });
+        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1, groundPrompt: false });
         return t[term];
       }, vars.map(([, v]) => v));
       const byName = new Map(vars.map(([n, v]) => [n, grads[v.name] ? tf.tidy(() => tf.sum(tf.abs(grads[v.name]!)).dataSync()[0]!) : 0] as const));
@@ -118,7 +119,7 @@ describe('grounding pieces', () => {
     model.dispose();
     g.placeHead!.dispose();
   });
-  it('groundPlaceWord: the pointer averages the place word\'s state with the four coordinates\' (by hand from the head\'s log attention), the place loss x1\'s with it', async () => {
+  it('groundPrompt: the pointer averages the prompt\'s state with the four coordinates\' (by hand from the head\'s log attention), the place loss x1\'s with it', async () => {
     const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 3, quiet: true });
     const tok = fitTokenizer(ex);
     const model = buildLens({ preset: 'tiny', mllm: { vocabSize: 512 } }, { seed: 3 });
@@ -126,8 +127,8 @@ describe('grounding pieces', () => {
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
     const before = tf.memory().numTensors;
     const w = { pointerWeight: 1, pointerLayer: 1, placeWeight: 1 };
-    const [off, on] = [false, true].map((groundPlaceWord) => {
-      const t = groundingLosses(g, tok, b, { ...w, groundPlaceWord });
+    const [off, on] = [false, true].map((groundPrompt) => {
+      const t = groundingLosses(g, tok, b, { ...w, groundPrompt });
       const r = { pointer: t.pointer.dataSync()[0]!, place: t.place.dataSync()[0]!, hit: t.pointerHit.dataSync()[0]! };
       tf.dispose(Object.values(t));
       return r;
@@ -144,9 +145,9 @@ describe('grounding pieces', () => {
     const ce = (r: number, t: number) => -sh[r]!.reduce((s, x, v) => s + x * logAtt[r]![t]![pos[r]!.visual + v]!, 0);
     const coords = (r: number) => [0, 2, 4, 6].map((d) => ce(r, pos[r]!.open + d));
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    expect(pos.every((p) => p.open > 0 && p.placeWord > 0 && p.placeWord < p.open)).toBe(true);
+    expect(pos.every((p) => p.visual > 0 && p.visual < p.prompt && p.prompt < p.open)).toBe(true);
     expect(off.pointer).toBeCloseTo(mean(pos.map((_, r) => mean(coords(r)))), 4);
-    expect(on.pointer).toBeCloseTo(mean(pos.map((p, r) => mean([...coords(r), ce(r, p.placeWord)]))), 4);
+    expect(on.pointer).toBeCloseTo(mean(pos.map((p, r) => mean([...coords(r), ce(r, p.prompt)]))), 4);
     expect(on.pointer).not.toBeCloseTo(off.pointer, 4);
     expect(on.hit).toBe(off.hit); // the hit rate stays x1's
     // the place head at x1's state and at the place word's
@@ -158,9 +159,9 @@ describe('grounding pieces', () => {
         return (tf.neg(tf.sum(tf.mul(lp, shares), -1)).arraySync() as number[]);
       });
     const x1 = placeCe((p) => p.open);
-    const word = placeCe((p) => p.placeWord);
+    const prompt = placeCe((p) => p.prompt);
     expect(off.place).toBeCloseTo(mean(x1), 4);
-    expect(on.place).toBeCloseTo(mean(x1.map((x, r) => (x + word[r]!) / 2)), 4);
+    expect(on.place).toBeCloseTo(mean(x1.map((x, r) => (x + prompt[r]!) / 2)), 4);
     tf.dispose([shares, hidden]);
     expect(tf.memory().numTensors).toBe(before);
     disposeBatch(b);
