@@ -107,6 +107,15 @@ describe('a GRPO step', () => {
     }
     const rewardsOfFirst = batch.rewards!;
     expect(rolloutLogs(batch).rewardMean).toBeGreaterThanOrEqual(0);
+    // The reference's reward: its own G rollouts per prompt (stream 'reference'), scored as the
+    // policy's are; here recomputed through the policy's path on the reference model.
+    const own = sampleRollouts(ref, null, tokenizer, examples.slice(0, 2), c, new Rng(1).fork('reference'));
+    tf.tidy(() => void grpoStageLoss(ref, own, c, 0)); // scores own.rewards
+    expect(batch.reference!.total).toEqual(own.rewards!.total);
+    expect(batch.reference!.seg).toEqual(own.rewards!.seg);
+    disposeGrpoBatch(own);
+    const withRef = rolloutLogs(batch);
+    expect(withRef.rewardGain).toBeCloseTo(withRef.rewardMean! - withRef.refRewardMean!, 10);
     disposeGrpoBatch(batch);
     opt.dispose();
     expect(tf.memory().numTensors).toBe(before);
