@@ -16,7 +16,8 @@ const HELP = `usage: lens grpo --from DIR [--preset tiny|quick|paper] [--seed N]
   --config FILE  JSON delta of the stage-2 config, e.g. {"numGenerations": 8, "iouExponent": 2, "rewardWeights": {"format": 1, "box": 1, "seg": 0}}
 
 Per-step logs (steps.arrow): every reward component's mean / std, KL, clip fraction, format rate,
-zero-spread group fraction, seg loss, completion length. Ends with model.safetensors + tokenizer.json and metrics.arrow.`;
+zero-spread group fraction, seg loss, completion length, and the frozen stage-1 model's reward on
+the same prompts with the policy's gain over it (refRewardMean, rewardGain; logReferenceReward). Ends with model.safetensors + tokenizer.json and metrics.arrow.`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseStageArgs(argv, { command: 'grpo', help: HELP });
