@@ -250,19 +250,7 @@ export function sampleRollouts(
   const G = cfg.numGenerations;
   const exs = examples.slice();
   const { images, labels: labelsP } = imageTensors(exs, side);
-  const visual = tf.tidy(() => model.vision.apply(images));
-  let gen: ReturnType<typeof generate>;
-  try {
-    gen = generate(
-      model.mllm,
-      tokenizer,
-      { prompts: exs.map((e) => promptIds(tokenizer, e, model.vision.numTokens)), visual },
-      { ...LENS_ROLLOUT_SAMPLING, numSamples: G, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
-      rng,
-    );
-  } finally {
-    visual.dispose();
-  }
+  const gen = drawRollouts(model, tokenizer, exs, images, cfg, rng);
   const B = gen.sequences.length;
   const T = gen.sequences[0]!.length;
   const N = T - gen.promptLength;
@@ -302,6 +290,29 @@ export function sampleRollouts(
   };
 }
 
+/** G rollouts per prompt from `policy` under the settings' sampling (no gradient; no tensor left). */
+function drawRollouts(
+  policy: Pick<LensModel, 'vision' | 'mllm'>,
+  tokenizer: Tokenizer,
+  examples: readonly TrainExample[],
+  images: tf.Tensor4D,
+  cfg: RolloutSettings,
+  rng: Rng,
+): ReturnType<typeof generate> {
+  const visual = tf.tidy(() => policy.vision.apply(images));
+  try {
+    return generate(
+      policy.mllm,
+      tokenizer,
+      { prompts: examples.map((e) => promptIds(tokenizer, e, policy.vision.numTokens)), visual },
+      { ...LENS_ROLLOUT_SAMPLING, numSamples: cfg.numGenerations, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
+      rng,
+    );
+  } finally {
+    visual.dispose();
+  }
+}
+
 /**
  * The frozen reference's rewards on the same prompts (logReferenceReward): G rollouts of its
  * own, drawn as the policy's are, each scored with its own mask. No gradient; no tensor left.
@@ -317,19 +328,7 @@ function referenceRewards(
 ): Omit<RolloutRewards, 'advantages'> {
   const G = cfg.numGenerations;
   const side = images.shape[1];
-  const visual = tf.tidy(() => ref.vision.apply(images));
-  let gen: ReturnType<typeof generate>;
-  try {
-    gen = generate(
-      ref.mllm,
-      tokenizer,
-      { prompts: examples.map((e) => promptIds(tokenizer, e, ref.vision.numTokens)), visual },
-      { ...LENS_ROLLOUT_SAMPLING, numSamples: G, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
-      rng,
-    );
-  } finally {
-    visual.dispose();
-  }
+  const gen = drawRollouts(ref, tokenizer, examples, images, cfg, rng);
   const B = gen.sequences.length;
   const T = gen.sequences[0]!.length;
   const masks = tf.tidy(() => {
