@@ -16,6 +16,8 @@
  *   "Output the thinking process" that follows the picture and the sentence: the target is
  *   found there, before any of the answer is written (teacher-forced, the box's states can
  *   lean on the reasoning's words instead of the picture).
+ * - `groundReasoning`: both losses also at the two states of the reasoning's last sentence that
+ *   name the target: "It is the | red circle at the | bottom left." (its colour, then its place).
  *
  * Real VLMs get both from pretraining on grounding data at scale; these losses stand in for
  * it at the scale of this project (the measurements are in the doc above).
@@ -35,6 +37,8 @@ export interface GroundingWeights {
   placeWeight: number;
   /** Also train the pointer and the place loss at the prompt's state after the sentence (`groundingPositions`). */
   groundPrompt: boolean;
+  /** Also train both at the reasoning's two naming states (`groundingPositions`). */
+  groundReasoning: boolean;
 }
 
 /** Offsets from the box's `[` of the states that predict x1, y1, x2, y2 (`[`, then the commas). */
@@ -58,24 +62,34 @@ export function cellShares(labels: tf.Tensor3D, g: number): tf.Tensor2D {
 
 /**
  * Per row of a batch of token ids: the position of the answer's box `[` (the first `[`
- * after `bbox_2d`), of the first visual token, and `prompt`, the `the` of the instruction's
+ * after `bbox_2d`), of the first visual token, `prompt`, the `the` of the instruction's
  * "Output the thinking process" (after the picture and the sentence: tokenizer.ts
- * `formatQuestion`); -1 where the row has none.
+ * `formatQuestion`), and the reasoning's two naming states: every trace ends "It is the red
+ * circle at the bottom left." (or "... in the centre."), and `name` is the `the` after its
+ * `is` (it predicts the colour), `place` the last `the` before the answer's `</think>` (it
+ * predicts the place); -1 where the row has none.
  */
-export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number; prompt: number }> {
+export function groundingPositions(ids: readonly (readonly number[])[], tok: Tokenizer): Array<{ open: number; visual: number; prompt: number; name: number; place: number }> {
   const bbox = tok.tokenId('bbox_2d');
   const open = tok.tokenId('[');
   const output = tok.tokenId('output');
   const the = tok.tokenId('the');
   const think = tok.tokenId('<think>');
+  const endThink = tok.tokenId('</think>');
+  const is = tok.tokenId('is');
   return ids.map((row) => {
     const b = row.indexOf(bbox);
     const o = b < 0 ? -1 : row.indexOf(open, b);
     const q = row.lastIndexOf(output, row.indexOf(think)); // the instruction's, before its "<think> </think>"
+    const e = row.lastIndexOf(endThink); // the answer's (the instruction has one too: "in <think> </think>")
+    const i = e > q ? row.lastIndexOf(is, e) : -1;
+    const t = e > q ? row.lastIndexOf(the, e) : -1;
     return {
       open: o >= 0 && o + COORD_STATES.at(-1)! < row.length ? o : -1,
       visual: row.indexOf(IMAGE_ID),
       prompt: q >= 0 && row[q + 1] === the ? q + 1 : -1,
+      name: i > q && row[i + 1] === the ? i + 1 : -1,
+      place: t > Math.max(q, i + 1) ? t : -1,
     };
   });
 }
@@ -133,15 +147,16 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     const nv = model.vision.numTokens;
     const shares = cellShares(b.labels, Math.round(Math.sqrt(nv))); // [B, nv]
     const pos = groundingPositions(b.tokens.arraySync(), tok);
-    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 && (!w.groundPrompt || p.prompt >= 0) ? 1 : 0)));
+    const extra = (p: (typeof pos)[number]) => [...(w.groundPrompt ? [p.prompt] : []), ...(w.groundReasoning ? [p.name, p.place] : [])];
+    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 && extra(p).every((t) => t >= 0) ? 1 : 0)));
     const rowMean = (perRow: tf.Tensor1D) => tf.div(tf.sum(tf.mul(perRow, valid)), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
     let pointer = zero;
     let pointerHit = zero;
     if (usePointer) {
       // [B, S, nv]: the head's log-weights from each state (the four coordinates', then the
-      // prompt's when on) onto the visual tokens
-      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...(w.groundPrompt ? [p.prompt] : [])];
-      const S = COORD_STATES.length + (w.groundPrompt ? 1 : 0);
+      // prompt's and the reasoning's when on) onto the visual tokens
+      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...extra(p)];
+      const S = COORD_STATES.length + (w.groundPrompt ? 1 : 0) + (w.groundReasoning ? 2 : 0);
       const idx = new Int32Array(B * S * nv);
       pos.forEach((p, r) => {
         states(p).forEach((t, j) => {
@@ -156,7 +171,7 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     }
     let place = zero;
     if (usePlace) {
-      // the state that predicts x1, and the prompt's when on
+      // the state that predicts x1, and the prompt's and the reasoning's when on
       const C = out.hidden.shape[2];
       const flat = tf.reshape(out.hidden, [-1, C]);
       const ceAt = (at: (p: (typeof pos)[number]) => number) => {
@@ -164,7 +179,8 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
         return tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state)), shares), -1)) as tf.Tensor1D;
       };
       const x1 = ceAt((p) => p.open);
-      place = rowMean(w.groundPrompt ? (tf.div(tf.add(x1, ceAt((p) => p.prompt)), 2) as tf.Tensor1D) : x1);
+      const more = [...(w.groundPrompt ? [ceAt((p) => p.prompt)] : []), ...(w.groundReasoning ? [ceAt((p) => p.name), ceAt((p) => p.place)] : [])];
+      place = rowMean(more.length ? (tf.div(tf.addN([x1, ...more]), 1 + more.length) as tf.Tensor1D) : x1);
     }
     const loss = tf.addN([sft, tf.mul(pointer, w.pointerWeight), tf.mul(place, usePlace ? w.placeWeight : 0)]) as tf.Scalar;
     return { loss, sft, pointer, pointerHit, place };

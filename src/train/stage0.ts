@@ -156,6 +156,13 @@ export interface Stage0bConfig {
    * the pointer). false = the box's states only.
    */
   groundPrompt: boolean;
+  /**
+   * Also train the pointer and the place loss at the two states of the reasoning's last
+   * sentence that name the target: "It is the | red circle at the | bottom left." (the one
+   * that predicts its colour, the one that predicts its place). Measured with groundPrompt on
+   * (docs/stage0b-grounding.md, "The reasoning's naming states"). Not in the paper (a stand-in).
+   */
+  groundReasoning: boolean;
 }
 
 export interface PretrainConfig {
@@ -200,6 +207,7 @@ const B_BASE: Stage0bConfig = {
   pointerLayer: 2,
   placeWeight: 1,
   groundPrompt: true,
+  groundReasoning: true,
 };
 
 /**
@@ -270,6 +278,7 @@ const B_RULES: Record<string, Rule> = {
   pointerLayer: rules.int(1),
   placeWeight: rules.nonNegative,
   groundPrompt: rules.oneOf(true, false),
+  groundReasoning: rules.oneOf(true, false),
 };
 
 const prefixed = (p: string, r: Record<string, Rule>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [`${p}.${k}`, v]));

@@ -49,7 +49,11 @@ describe('grounding pieces', () => {
     expect([full[p!.prompt - 1], full[p!.prompt], full[p!.prompt + 1]]).toEqual(['output', 'the', 'thinking'].map((w) => tok.tokenId(w)));
     expect(tok.tokenId('output')).not.toBe(tok.tokenId('<unk>'));
     expect(full.indexOf(tok.tokenId('output'))).toBeLessThan(p!.prompt - 1); // the sentence's own "output" comes first
-    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1, prompt: -1 });
+    // "... it is the | <colour> <category> at the | bottom left. </think>": the reasoning's naming states
+    expect(tok.decode(full.slice(p!.name - 2, p!.name + 3))).toBe(`it is the ${ex[0]!.label}`);
+    expect(tok.decode(full.slice(p!.place - 1, p!.place + 2))).toMatch(/^(at|in) the (top|bottom|middle|left|right|centre)$/);
+    expect(full.slice(p!.place + 1, full.lastIndexOf(tok.tokenId('</think>')))).not.toContain(tok.tokenId('the'));
+    expect(groundingPositions([tok.encode('no box here [1, 2]')], tok)[0]).toEqual({ open: -1, visual: -1, prompt: -1, name: -1, place: -1 });
   });
 
   it('the MLLM reports one head\'s log attention: rows sum to 1, no weight on later positions, and the logits are unchanged', async () => {
@@ -85,7 +89,7 @@ describe('grounding pieces', () => {
     const g = new GroundingModule(model, true, 0);
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
     const before = tf.memory().numTensors;
-    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0, groundPrompt: false });
+    const off = groundingLosses(g, tok, b, { pointerWeight: 0, pointerLayer: 1, placeWeight: 0, groundPrompt: false, groundReasoning: false });
     const sft = sftLoss(model, b);
     expect(off.loss.dataSync()[0]).toBeCloseTo(sft.dataSync()[0]!, 6);
     expect(off.pointer.dataSync()[0]).toBe(0);
@@ -95,7 +99,7 @@ describe('grounding pieces', () => {
     const vars = [...model.namedParameters(), ...g.headParameters()];
     const gradOf = (term: 'pointer' | 'place') => {
       const { grads, value } = tf.variableGrads(() => {
-        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1, groundPrompt: false });
+        const t = groundingLosses(g, tok, b, { pointerWeight: 1, pointerLayer: 1, placeWeight: 1, groundPrompt: false, groundReasoning: false });
         return t[term];
       }, vars.map(([, v]) => v));
       const byName = new Map(vars.map(([n, v]) => [n, grads[v.name] ? tf.tidy(() => tf.sum(tf.abs(grads[v.name]!)).dataSync()[0]!) : 0] as const));
@@ -119,7 +123,7 @@ describe('grounding pieces', () => {
     model.dispose();
     g.placeHead!.dispose();
   });
-  it('groundPrompt: the pointer averages the prompt\'s state with the four coordinates\' (by hand from the head\'s log attention), the place loss x1\'s with it', async () => {
+  it('groundPrompt / groundReasoning: the pointer averages those states with the four coordinates\' (by hand from the head\'s log attention), the place loss x1\'s with them', async () => {
     const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 3, quiet: true });
     const tok = fitTokenizer(ex);
     const model = buildLens({ preset: 'tiny', mllm: { vocabSize: 512 } }, { seed: 3 });
@@ -127,8 +131,8 @@ describe('grounding pieces', () => {
     const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
     const before = tf.memory().numTensors;
     const w = { pointerWeight: 1, pointerLayer: 1, placeWeight: 1 };
-    const [off, on] = [false, true].map((groundPrompt) => {
-      const t = groundingLosses(g, tok, b, { ...w, groundPrompt });
+    const [off, on, all] = [[false, false], [true, false], [true, true]].map(([groundPrompt, groundReasoning]) => {
+      const t = groundingLosses(g, tok, b, { ...w, groundPrompt: groundPrompt!, groundReasoning: groundReasoning! });
       const r = { pointer: t.pointer.dataSync()[0]!, place: t.place.dataSync()[0]!, hit: t.pointerHit.dataSync()[0]! };
       tf.dispose(Object.values(t));
       return r;
@@ -145,10 +149,12 @@ describe('grounding pieces', () => {
     const ce = (r: number, t: number) => -sh[r]!.reduce((s, x, v) => s + x * logAtt[r]![t]![pos[r]!.visual + v]!, 0);
     const coords = (r: number) => [0, 2, 4, 6].map((d) => ce(r, pos[r]!.open + d));
     const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    expect(pos.every((p) => p.visual > 0 && p.visual < p.prompt && p.prompt < p.open)).toBe(true);
+    expect(pos.every((p) => p.visual > 0 && p.visual < p.prompt && p.prompt < p.name && p.name < p.place && p.place < p.open)).toBe(true);
     expect(off.pointer).toBeCloseTo(mean(pos.map((_, r) => mean(coords(r)))), 4);
     expect(on.pointer).toBeCloseTo(mean(pos.map((p, r) => mean([...coords(r), ce(r, p.prompt)]))), 4);
+    expect(all.pointer).toBeCloseTo(mean(pos.map((p, r) => mean([...coords(r), ce(r, p.prompt), ce(r, p.name), ce(r, p.place)]))), 4);
     expect(on.pointer).not.toBeCloseTo(off.pointer, 4);
+    expect(all.pointer).not.toBeCloseTo(on.pointer, 4);
     expect(on.hit).toBe(off.hit); // the hit rate stays x1's
     // the place head at x1's state and at the place word's
     const placeCe = (t: (p: (typeof pos)[number]) => number) =>
@@ -162,6 +168,9 @@ describe('grounding pieces', () => {
     const prompt = placeCe((p) => p.prompt);
     expect(off.place).toBeCloseTo(mean(x1), 4);
     expect(on.place).toBeCloseTo(mean(x1.map((x, r) => (x + prompt[r]!) / 2)), 4);
+    const name = placeCe((p) => p.name);
+    const place = placeCe((p) => p.place);
+    expect(all.place).toBeCloseTo(mean(x1.map((x, r) => (x + prompt[r]! + name[r]! + place[r]!) / 4)), 4);
     tf.dispose([shares, hidden]);
     expect(tf.memory().numTensors).toBe(before);
     disposeBatch(b);
