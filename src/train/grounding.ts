@@ -147,16 +147,19 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     const nv = model.vision.numTokens;
     const shares = cellShares(b.labels, Math.round(Math.sqrt(nv))); // [B, nv]
     const pos = groundingPositions(b.tokens.arraySync(), tok);
-    const extra = (p: (typeof pos)[number]) => [...(w.groundPrompt ? [p.prompt] : []), ...(w.groundReasoning ? [p.name, p.place] : [])];
-    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 && extra(p).every((t) => t >= 0) ? 1 : 0)));
+    // the states trained besides the box's: the prompt's, then the reasoning's two, when on
+    type Pos = (typeof pos)[number];
+    type At = (p: Pos) => number;
+    const extraAt: At[] = [...(w.groundPrompt ? [(p: Pos) => p.prompt] : []), ...(w.groundReasoning ? [(p: Pos) => p.name, (p: Pos) => p.place] : [])];
+    const valid = tf.tensor1d(pos.map((p) => (p.open >= 0 && p.visual >= 0 && extraAt.every((at) => at(p) >= 0) ? 1 : 0)));
     const rowMean = (perRow: tf.Tensor1D) => tf.div(tf.sum(tf.mul(perRow, valid)), tf.maximum(tf.sum(valid), 1)) as tf.Scalar;
     let pointer = zero;
     let pointerHit = zero;
     if (usePointer) {
       // [B, S, nv]: the head's log-weights from each state (the four coordinates', then the
-      // prompt's and the reasoning's when on) onto the visual tokens
-      const states = (p: (typeof pos)[number]) => [...COORD_STATES.map((d) => p.open + d), ...extra(p)];
-      const S = COORD_STATES.length + (w.groundPrompt ? 1 : 0) + (w.groundReasoning ? 2 : 0);
+      // extra ones) onto the visual tokens
+      const states = (p: Pos) => [...COORD_STATES.map((d) => p.open + d), ...extraAt.map((at) => at(p))];
+      const S = COORD_STATES.length + extraAt.length;
       const idx = new Int32Array(B * S * nv);
       pos.forEach((p, r) => {
         states(p).forEach((t, j) => {
@@ -171,16 +174,15 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     }
     let place = zero;
     if (usePlace) {
-      // the state that predicts x1, and the prompt's and the reasoning's when on
+      // the state that predicts x1, then the extra ones
       const C = out.hidden.shape[2];
       const flat = tf.reshape(out.hidden, [-1, C]);
-      const ceAt = (at: (p: (typeof pos)[number]) => number) => {
+      const ceAt = (at: At) => {
         const state = tf.gather(flat, tf.tensor1d(pos.map((p, r) => r * T + Math.max(0, at(p))), 'int32')) as tf.Tensor2D; // [B, C]
         return tf.neg(tf.sum(tf.mul(tf.logSoftmax(m.placeHead!.apply(state)), shares), -1)) as tf.Tensor1D;
       };
       const x1 = ceAt((p) => p.open);
-      const more = [...(w.groundPrompt ? [ceAt((p) => p.prompt)] : []), ...(w.groundReasoning ? [ceAt((p) => p.name), ceAt((p) => p.place)] : [])];
-      place = rowMean(more.length ? (tf.div(tf.addN([x1, ...more]), 1 + more.length) as tf.Tensor1D) : x1);
+      place = rowMean(extraAt.length ? (tf.div(tf.addN([x1, ...extraAt.map(ceAt)]), 1 + extraAt.length) as tf.Tensor1D) : x1);
     }
     const loss = tf.addN([sft, tf.mul(pointer, w.pointerWeight), tf.mul(place, usePlace ? w.placeWeight : 0)]) as tf.Scalar;
     return { loss, sft, pointer, pointerHit, place };

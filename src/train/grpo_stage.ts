@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { resolveConfig, rules } from '../config';
-import { generate, LENS_ROLLOUT_SAMPLING } from '../model/generate';
+import { generate, LENS_ROLLOUT_SAMPLING, type GenerationResult } from '../model/generate';
 import { repeatRows, type LensModel } from '../model/lens';
 import { segLoss } from '../model/losses';
 import { shiftedLogProbs } from '../model/mllm';
@@ -33,7 +33,7 @@ import type { Row } from '../util/arrow';
 import { batchIndices, imageTensors, promptIds, type TrainExample } from './data';
 import { groupAdvantages, grpoLoss, zeroSpreadFraction } from './grpo';
 import { trainLoop, type StepPlan } from './loop';
-import { DEFAULT_MAX_NEW_TOKENS, evaluateLens } from './predict';
+import { DEFAULT_MAX_NEW_TOKENS, evaluateLens, maskLogitsFor } from './predict';
 import { boxIouReward, formatReward, meanStd, segIouReward, unifiedReward, type RewardWeights } from './rewards';
 import { Run } from './run';
 import { evaluationSplits, loadStageModel, loadStageModelRebuilt, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
@@ -234,7 +234,7 @@ export interface GrpoBatch {
 }
 
 /** The frozen reference: the stage-1 model (its MLLM and vision encoder give the KL; all of it the reference reward). */
-export type ReferencePolicy = Pick<LensModel, 'vision' | 'mllm' | 'forward'>;
+export type ReferencePolicy = LensModel;
 
 /** Samples step `step`'s rollouts and scores the reference log-probs (no gradient). */
 export function sampleRollouts(
@@ -250,7 +250,13 @@ export function sampleRollouts(
   const G = cfg.numGenerations;
   const exs = examples.slice();
   const { images, labels: labelsP } = imageTensors(exs, side);
-  const gen = drawRollouts(model, tokenizer, exs, images, cfg, rng);
+  const visual = tf.tidy(() => model.vision.apply(images));
+  let gen: GenerationResult;
+  try {
+    gen = drawRollouts(model.mllm, tokenizer, exs, visual, cfg, rng);
+  } finally {
+    visual.dispose();
+  }
   const B = gen.sequences.length;
   const T = gen.sequences[0]!.length;
   const N = T - gen.promptLength;
@@ -290,27 +296,15 @@ export function sampleRollouts(
   };
 }
 
-/** G rollouts per prompt from `policy` under the settings' sampling (no gradient; no tensor left). */
-function drawRollouts(
-  policy: Pick<LensModel, 'vision' | 'mllm'>,
-  tokenizer: Tokenizer,
-  examples: readonly TrainExample[],
-  images: tf.Tensor4D,
-  cfg: RolloutSettings,
-  rng: Rng,
-): ReturnType<typeof generate> {
-  const visual = tf.tidy(() => policy.vision.apply(images));
-  try {
-    return generate(
-      policy.mllm,
-      tokenizer,
-      { prompts: examples.map((e) => promptIds(tokenizer, e, policy.vision.numTokens)), visual },
-      { ...LENS_ROLLOUT_SAMPLING, numSamples: cfg.numGenerations, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
-      rng,
-    );
-  } finally {
-    visual.dispose();
-  }
+/** G rollouts per prompt from `mllm` under the settings' sampling, the prompts' visual tokens [P, V, C] given (no tensor left). */
+function drawRollouts(mllm: LensModel['mllm'], tokenizer: Tokenizer, examples: readonly TrainExample[], visual: tf.Tensor3D, cfg: RolloutSettings, rng: Rng): GenerationResult {
+  return generate(
+    mllm,
+    tokenizer,
+    { prompts: examples.map((e) => promptIds(tokenizer, e, visual.shape[1])), visual },
+    { ...LENS_ROLLOUT_SAMPLING, numSamples: cfg.numGenerations, temperature: cfg.temperature, topP: cfg.topP, topK: cfg.topK, maxNewTokens: cfg.maxNewTokens },
+    rng,
+  );
 }
 
 /**
@@ -328,15 +322,21 @@ function referenceRewards(
 ): Omit<RolloutRewards, 'advantages'> {
   const G = cfg.numGenerations;
   const side = images.shape[1];
-  const gen = drawRollouts(ref, tokenizer, examples, images, cfg, rng);
-  const B = gen.sequences.length;
-  const T = gen.sequences[0]!.length;
-  const masks = tf.tidy(() => {
-    const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
-    const attentionMask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
-    const out = ref.forward({ tokens, attentionMask, visual: repeatRows(ref.vision.apply(images), G), samEmbeddings });
-    return upsampleMaskLogits(out.masks, side, side);
-  });
+  const visual = tf.tidy(() => ref.vision.apply(images)); // [P, V, C]: for the rollouts and their masks
+  let masks: tf.Tensor3D;
+  let gen: GenerationResult;
+  try {
+    gen = drawRollouts(ref.mllm, tokenizer, examples, visual, cfg, rng);
+    const B = gen.sequences.length;
+    const T = gen.sequences[0]!.length;
+    masks = tf.tidy(() => {
+      const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
+      const attentionMask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
+      return upsampleMaskLogits(maskLogitsFor(ref, tokens, attentionMask, { visual: repeatRows(visual, G), samEmbeddings }), side, side);
+    });
+  } finally {
+    visual.dispose();
+  }
   const logits = masks.dataSync() as Float32Array;
   masks.dispose();
   const { advantages: _, ...r } = rewardsOf(examples, G, gen.text, logits, cfg, side);

@@ -50,18 +50,23 @@ export const DEFAULT_MAX_NEW_TOKENS = 80;
 
 /**
  * Mask logits of given token sequences: tokens / attentionMask [B, T] (prompt +
- * completion, left-padded, `<image>` slots filled from `images` [B, S, S, 3]) with the
- * context queries appended -> low-res mask logits [B, 4h, 4w]. One MLLM pass without
+ * completion, left-padded) with the context queries appended -> low-res mask logits
+ * [B, 4h, 4w]. The picture is `images` [B, S, S, 3], or already encoded: `visual` [B, V, C]
+ * for the `<image>` slots and SAM's `samEmbeddings` [B, h, w, C]. One MLLM pass without
  * logits (only the queries' states are read). The caller disposes the result.
  */
-export function maskLogitsFor(model: LensModel, tokens: tf.Tensor2D, attentionMask: tf.Tensor2D, images: tf.Tensor4D): tf.Tensor3D {
+export function maskLogitsFor(
+  model: LensModel,
+  tokens: tf.Tensor2D,
+  attentionMask: tf.Tensor2D,
+  picture: tf.Tensor4D | { visual: tf.Tensor3D; samEmbeddings: tf.Tensor4D },
+): tf.Tensor3D {
   return tf.tidy(() => {
-    const visual = model.vision.apply(images); // [B, V, C]
-    const { hidden, cache } = model.mllm.prefill({ tokens, attentionMask, visual, extra: model.context.apply() }, { logits: 'none' });
+    const encoded = picture instanceof tf.Tensor ? { visual: model.vision.apply(picture), samEmbeddings: model.sam.embedImage(picture) } : picture;
+    const { hidden, cache } = model.mllm.prefill({ tokens, attentionMask, visual: encoded.visual, extra: model.context.apply() }, { logits: 'none' });
     for (const l of cache.layers) tf.dispose([l.k, l.v]);
     const queryStates = model.context.readout(hidden); // [B, M, C]
-    const seg = model.segmentFromQueries(queryStates, model.sam.embedImage(images));
-    return seg.masks;
+    return model.segmentFromQueries(queryStates, encoded.samEmbeddings).masks;
   });
 }
 
