@@ -28,7 +28,7 @@ import { shiftedLogProbs } from '../model/mllm';
 import type { PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
 import type { Tokenizer } from '../model/tokenizer';
-import type { Rng } from '../random';
+import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { batchIndices, imageTensors, promptIds, type TrainExample } from './data';
 import { groupAdvantages, grpoLoss, zeroSpreadFraction } from './grpo';
@@ -118,6 +118,20 @@ export interface GrpoStageConfig extends RolloutSettings {
    * Not in the official trainer.
    */
   logReferenceReward: boolean;
+  /**
+   * Steps between scorings of the policy on the prompts it trains on (0 = never): the first
+   * `scorePrompts` of the pool, `scoreSamples` rollouts each under one fixed seed, so that two
+   * scorings differ only by the policy (common random numbers). Logged on that step's row as
+   * `scoreReward` (with `scoreBox`, `scoreSeg`), beside `scoreRefReward`, the stage-1 model's on
+   * the same draws (the policy's own score at step 0), and `scoreGain`. This is the curve that
+   * says whether the reward rises: the per-step reward moves with each step's 2 prompts
+   * (see logReferenceReward). Not in the official trainer (TRL logs the per-step reward).
+   */
+  scoreEvery: number;
+  /** Prompts of the pool scored (the first ones; 0 = all of it). */
+  scorePrompts: number;
+  /** Rollouts per scored prompt. */
+  scoreSamples: number;
   /** Steps between checkpoints. */
   checkpointEvery: number;
   /**
@@ -145,6 +159,9 @@ const OFFICIAL = {
   segLossWeight: 1,
   rewardWeights: { format: 1, box: 1, seg: 1 },
   logReferenceReward: true,
+  scoreEvery: 0,
+  scorePrompts: 0,
+  scoreSamples: 4,
 };
 
 /**
@@ -156,9 +173,9 @@ const OFFICIAL = {
  * evalLimit 0. tiny: a handful (tests).
  */
 export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
-  tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
-  quick: { ...OFFICIAL, steps: 80, promptsPerStep: 2, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, poolPerFamily: 16, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
-  paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, scoreEvery: 2, scorePrompts: 2, scoreSamples: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
+  quick: { ...OFFICIAL, steps: 80, promptsPerStep: 2, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 10, poolPerFamily: 16, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, scoreEvery: 50, scorePrompts: 256, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
 };
 
 const GRPO_RULES = {
@@ -177,6 +194,9 @@ const GRPO_RULES = {
   'rewardWeights.seg': rules.nonNegative,
   iouExponent: rules.positive,
   logReferenceReward: rules.oneOf(true, false),
+  scoreEvery: rules.int(0),
+  scorePrompts: rules.int(0),
+  scoreSamples: rules.int(1),
   checkpointEvery: rules.int(1),
   poolPerFamily: rules.int(0),
   evalLimit: rules.int(-1),
@@ -276,7 +296,7 @@ export function sampleRollouts(
   const samEmbeddings = tf.tidy(() => repeatRows(model.sam.embedImage(images), G));
   const labels = repeatRows(labelsP, G);
   labelsP.dispose();
-  const reference = ref && cfg.logReferenceReward ? referenceRewards(ref, tokenizer, exs, images, samEmbeddings, cfg, rng.fork('reference')) : undefined;
+  const reference = ref && cfg.logReferenceReward ? sampledRewards(ref, tokenizer, exs, images, samEmbeddings, cfg, rng.fork('reference')) : undefined;
   return {
     examples: exs,
     G,
@@ -308,11 +328,13 @@ function drawRollouts(mllm: LensModel['mllm'], tokenizer: Tokenizer, examples: r
 }
 
 /**
- * The frozen reference's rewards on the same prompts (logReferenceReward): G rollouts of its
- * own, drawn as the policy's are, each scored with its own mask. No gradient; no tensor left.
+ * `model`'s rewards on G (cfg.numGenerations) rollouts of its own per prompt, drawn as the
+ * policy's are, each scored with its own mask: the frozen reference's on a step's prompts
+ * (logReferenceReward), and any model's in `scoreOnPrompts`. `samEmbeddings` are the prompts'
+ * SAM image embeddings repeated per rollout. No gradient; no tensor left.
  */
-function referenceRewards(
-  ref: ReferencePolicy,
+function sampledRewards(
+  model: LensModel,
   tokenizer: Tokenizer,
   examples: readonly TrainExample[],
   images: tf.Tensor4D,
@@ -322,17 +344,17 @@ function referenceRewards(
 ): Omit<RolloutRewards, 'advantages'> {
   const G = cfg.numGenerations;
   const side = images.shape[1];
-  const visual = tf.tidy(() => ref.vision.apply(images)); // [P, V, C]: for the rollouts and their masks
+  const visual = tf.tidy(() => model.vision.apply(images)); // [P, V, C]: for the rollouts and their masks
   let masks: tf.Tensor3D;
   let gen: GenerationResult;
   try {
-    gen = drawRollouts(ref.mllm, tokenizer, examples, visual, cfg, rng);
+    gen = drawRollouts(model.mllm, tokenizer, examples, visual, cfg, rng);
     const B = gen.sequences.length;
     const T = gen.sequences[0]!.length;
     masks = tf.tidy(() => {
       const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
       const attentionMask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
-      return upsampleMaskLogits(maskLogitsFor(ref, tokens, attentionMask, { visual: repeatRows(visual, G), samEmbeddings }), side, side);
+      return upsampleMaskLogits(maskLogitsFor(model, tokens, attentionMask, { visual: repeatRows(visual, G), samEmbeddings }), side, side);
     });
   } finally {
     visual.dispose();
@@ -341,6 +363,45 @@ function referenceRewards(
   masks.dispose();
   const { advantages: _, ...r } = rewardsOf(examples, G, gen.text, logits, cfg, side);
   return r;
+}
+
+/** Mean rewards of a scoring (`scoreOnPrompts`). */
+export interface PromptScore {
+  reward: number;
+  format: number;
+  box: number;
+  seg: number;
+}
+
+/**
+ * `model`'s mean reward on `examples`, `samples` rollouts each, in chunks of `chunk`
+ * prompts whose draws are seeded from `seed` and the chunk's place alone: the same model
+ * gives the same score, and two models are compared on the same random numbers (scoreEvery).
+ */
+export function scoreOnPrompts(
+  model: LensModel,
+  tokenizer: Tokenizer,
+  examples: readonly TrainExample[],
+  cfg: GrpoStageConfig,
+  { samples, seed, chunk = 8 }: { samples: number; seed: number; chunk?: number },
+): PromptScore {
+  const side = model.config.imageSize;
+  const sum = { reward: 0, format: 0, box: 0, seg: 0 };
+  const root = new Rng(seed).fork('score');
+  for (let s = 0; s < examples.length; s += chunk) {
+    const exs = examples.slice(s, s + chunk);
+    const { images, labels } = imageTensors(exs, side);
+    labels.dispose();
+    const sam = tf.tidy(() => repeatRows(model.sam.embedImage(images), samples));
+    try {
+      const r = sampledRewards(model, tokenizer, exs, images, sam, { ...cfg, numGenerations: samples }, root.fork(`chunk-${s}`));
+      for (const [k, xs] of [['reward', r.total], ['format', r.format], ['box', r.box], ['seg', r.seg]] as const) sum[k] += xs.reduce((a, x) => a + x, 0);
+    } finally {
+      tf.dispose([images, sam]);
+    }
+  }
+  const n = examples.length * samples;
+  return { reward: sum.reward / n, format: sum.format / n, box: sum.box / n, seg: sum.seg / n };
 }
 
 /** Scores every rollout (R_format, R_box, R_seg from its own mask logits [B, S*S]) and group-normalises. */
@@ -424,6 +485,31 @@ export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenize
     hostLogs: rolloutLogs,
     dispose: disposeGrpoBatch,
     updatesPerBatch: cfg.updatesPerBatch,
+    afterStep: cfg.scoreEvery > 0 ? scoringAfterStep(model, ref, tokenizer, pool, cfg) : undefined,
+  };
+}
+
+/** The seed of every scoring (scoreEvery): one, so that scorings differ only by the policy. */
+const SCORE_SEED = 0x5c0e;
+
+/**
+ * scoreEvery's figures after `steps` steps, every scoreEvery steps and after the last: the
+ * policy's score and the reference's (the stage-1 model, scored once), or {} in between.
+ */
+function scoringAfterStep(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig): (steps: number) => Record<string, number> {
+  const prompts = cfg.scorePrompts > 0 ? pool.slice(0, cfg.scorePrompts) : pool;
+  const score = (m: LensModel) => scoreOnPrompts(m, tokenizer, prompts, cfg, { samples: cfg.scoreSamples, seed: SCORE_SEED });
+  let refScore: PromptScore | null = null;
+  return (steps) => {
+    if (steps % cfg.scoreEvery !== 0 && steps !== cfg.steps) return {};
+    const s = score(model);
+    refScore ??= ref ? score(ref) : null;
+    return {
+      scoreReward: s.reward,
+      scoreBox: s.box,
+      scoreSeg: s.seg,
+      ...(refScore ? { scoreRefReward: refScore.reward, scoreGain: s.reward - refScore.reward } : {}),
+    };
   };
 }
 
@@ -441,8 +527,8 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
   const cfg = resolveGrpoStageConfig(opts.preset, opts.config ?? {});
   const from = resolve(opts.from);
   const { model, tokenizer } = opts.model ? loadStageModelRebuilt(from, opts.model, opts.seed) : loadStageModel(from);
-  // the KL reads only the reference's vision + MLLM (the same either way); its reward all of it
-  const refModel = cfg.beta !== 0 || cfg.logReferenceReward ? loadStageModel(from).model : null;
+  // the KL reads only the reference's vision + MLLM (the same either way); its rewards and scores all of it
+  const refModel = cfg.beta !== 0 || cfg.logReferenceReward || cfg.scoreEvery > 0 ? loadStageModel(from).model : null;
   try {
     refModel?.setTrainable(false);
     const config = { preset: opts.preset, from, data: resolve(opts.dataRoot), grpo: cfg, ...(opts.model ? { model: opts.model } : {}) };

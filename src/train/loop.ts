@@ -26,6 +26,8 @@ export interface StepPlan<B> {
   dispose(batch: B): void;
   /** Updates per batch (GRPO's mu); default 1. */
   updatesPerBatch?: number;
+  /** Figures of the model after `steps` steps (an evaluation every so often), logged on the last step's row. */
+  afterStep?(steps: number): Record<string, number>;
 }
 
 export interface LoopOptions {
@@ -124,6 +126,7 @@ export async function trainLoop<B>(opts: LoopOptions, plan: StepPlan<B>): Promis
       } finally {
         plan.dispose(batch);
       }
+      Object.assign(row, plan.afterStep?.(step + 1) ?? {});
       run.log(row);
       bar.tick(1, `loss ${row.loss!.toFixed(4)}`);
       const next = step + 1;

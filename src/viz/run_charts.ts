@@ -88,3 +88,21 @@ export function meanBandSeries(steps: readonly Row[], prefix: string, { name = p
     { name: `${name} - std`, x, y: m.map((v, i) => v - sd[i]!), color, dash: 'dash' },
   ];
 }
+
+/**
+ * Stage 2's scorings on its training prompts (grpo_stage.ts, scoreEvery): the policy's
+ * `scoreReward` after each scored step, starting from the stage-1 model's `scoreRefReward`
+ * at step 0 (the policy before its first update), and that stage-1 score as a flat dashed
+ * line. A row of step s holds the score after s + 1 steps. [] when the run scored nothing.
+ */
+export function scoreSeries(steps: readonly Row[], { color = PALETTE[3], refColor = PALETTE[7] }: { color?: string; refColor?: string } = {}): LineSeries[] {
+  if (!steps.some((r) => typeof r.scoreReward === 'number' && Number.isFinite(r.scoreReward))) return [];
+  const s = stepSeries(steps, 'scoreReward');
+  const x = s.x.map((step) => step + 1);
+  const ref = steps.find((r) => typeof r.scoreRefReward === 'number' && Number.isFinite(r.scoreRefReward))?.scoreRefReward as number | undefined;
+  if (ref === undefined) return [{ name: 'R, policy', x, y: s.y, color, markers: true }];
+  return [
+    { name: 'R, policy', x: [0, ...x], y: [ref, ...s.y], color, markers: true },
+    { name: 'R, stage 1', x: [0, x.at(-1)!], y: [ref, ref], color: refColor, dash: 'dash' },
+  ];
+}

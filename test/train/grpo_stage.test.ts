@@ -18,6 +18,7 @@ import {
   rolloutLogs,
   runGrpo,
   sampleRollouts,
+  scoreOnPrompts,
   scoreRollouts,
   type GrpoBatch,
 } from '../../src/train/grpo_stage';
@@ -140,6 +141,26 @@ describe('a GRPO step', () => {
   });
 });
 
+describe('scoreOnPrompts', () => {
+  it('gives the same model the same score, copies of it the same, another model another; numTensors unchanged', () => {
+    const a = buildLens('tiny', { seed: 5 });
+    const copy = buildLens('tiny', { seed: 5 });
+    const other = buildLens('tiny', { seed: 6 });
+    const c = cfg();
+    const prompts = examples.slice(0, 3);
+    const opts = { samples: 2, seed: 9, chunk: 2 };
+    const before = tf.memory().numTensors;
+    const s = scoreOnPrompts(a, tokenizer, prompts, c, opts);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(scoreOnPrompts(a, tokenizer, prompts, c, opts)).toEqual(s);
+    expect(scoreOnPrompts(copy, tokenizer, prompts, c, opts)).toEqual(s);
+    expect(scoreOnPrompts(other, tokenizer, prompts, c, opts)).not.toEqual(s);
+    expect(scoreOnPrompts(a, tokenizer, prompts, c, { ...opts, seed: 10 })).not.toEqual(s);
+    expect(s.reward).toBeCloseTo(s.format + s.box + s.seg, 10); // all weights 1
+    for (const x of [a, copy, other]) x.dispose();
+  });
+});
+
 describe('runGrpo', () => {
   it('trains from a stage-1 folder and logs every reward component per step', async () => {
     const out = join(root, 'run');
@@ -151,6 +172,16 @@ describe('runGrpo', () => {
       expect([k, Number.isFinite(steps[0]![k] as number)]).toEqual([k, true]);
     }
     expect(readArrow(join(out, 'metrics.arrow')).length).toBe(10);
+  });
+
+  it('scores the policy on its training prompts every scoreEvery steps and after the last, beside the stage-1 model', async () => {
+    const out = join(root, 'scored');
+    await runGrpo({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, from: stage1, quiet: true, config: { steps: 3, scoreEvery: 2, maxNewTokens: 6, evalLimit: 0 } });
+    const steps = readArrow(join(out, 'steps.arrow'));
+    expect(steps.map((r) => Number.isFinite(r.scoreReward as number))).toEqual([false, true, true]); // after 2 steps, after 3
+    const [, s2, s3] = steps as [unknown, Record<string, number>, Record<string, number>];
+    expect(s3.scoreRefReward).toBe(s2.scoreRefReward); // the stage-1 model, scored once
+    for (const r of [s2, s3]) expect(r.scoreGain).toBeCloseTo(r.scoreReward - r.scoreRefReward, 12);
   });
 
   it('a killed and resumed run ends with the same weights as an uninterrupted one (rollouts replay from the step rng)', async () => {

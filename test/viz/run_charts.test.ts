@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from '../../src/util/arrow';
-import { defaultWindow, meanBandSeries, movingAverage, rawAndSmoothed, stepSeries } from '../../src/viz/run_charts';
+import { defaultWindow, meanBandSeries, movingAverage, rawAndSmoothed, scoreSeries, stepSeries } from '../../src/viz/run_charts';
 
 const steps: Row[] = [
   { step: 0, loss: 4, rewardMean: 1, rewardStd: 0.5, boxPrompt: 1 },
@@ -47,5 +47,20 @@ describe('meanBandSeries / rawAndSmoothed', () => {
     const [raw, smooth] = rawAndSmoothed(steps, 'loss', { window: 2 });
     expect(raw).toMatchObject({ name: 'loss (per step)', y: [4, 2, 0], dash: 'dot' });
     expect(smooth).toMatchObject({ name: 'loss (mean of 2)', y: [4, 3, 1] });
+  });
+});
+
+describe('scoreSeries', () => {
+  it('starts the policy at the stage-1 score at step 0 and puts each score after its step', () => {
+    const scored: Row[] = [
+      { step: 0, rewardMean: 1 },
+      { step: 1, rewardMean: 1, scoreReward: 1.5, scoreRefReward: 1.4 },
+      { step: 2, rewardMean: 1 },
+      { step: 3, rewardMean: 1, scoreReward: 1.6, scoreRefReward: 1.4 },
+    ];
+    const [policy, ref] = scoreSeries(scored);
+    expect(policy).toMatchObject({ x: [0, 2, 4], y: [1.4, 1.5, 1.6], markers: true });
+    expect(ref).toMatchObject({ x: [0, 4], y: [1.4, 1.4], dash: 'dash' });
+    expect(scoreSeries(steps)).toEqual([]); // a run that scored nothing
   });
 });
