@@ -4,7 +4,8 @@
  * <category> at the <place>." (the generator's last sentence; 3 x 3 places); this compares
  * that sentence with the ground truth's on `--eval` RefCOCO val sentences and prints the
  * share with the right colour, the right label (colour and category), the right place, and
- * both label and place. Chance for the place is about 1/9.
+ * both label and place. Chance for the place is about 1/9. `--family F` reads F's val split
+ * instead of RefCOCO's.
  *
  *   npx tsx experiments/reasoning_check.ts --from results/main/pretrain/0b
  *   npx tsx experiments/reasoning_check.ts --from results/experiments/vision-geom-ptr-3k --pos2d 0.5
@@ -16,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { generate } from '../src/model/generate';
 import { imageTensors, loadExamples, promptIds } from '../src/train/data';
+import type { Family } from '../src/data/types';
 import { loadExperimentModel } from './common';
 
 const { values: a } = parseArgs({
@@ -24,6 +26,7 @@ const { values: a } = parseArgs({
     data: { type: 'string', default: 'data/bench' },
     pos2d: { type: 'string', default: '0' },
     eval: { type: 'string', default: '100' },
+    family: { type: 'string', default: 'refcoco' },
   },
 });
 
@@ -37,7 +40,7 @@ async function main(): Promise<void> {
   await initBackend({ quiet: true });
   const { model, tok } = loadExperimentModel(a.from!, Number(a.pos2d));
   const side = model.config.imageSize;
-  const val = await loadExamples(a.data!, 'refcoco', 'val', { imageSize: side, allSentences: false, limit: Number(a.eval), quiet: true });
+  const val = await loadExamples(a.data!, a.family as Family, 'val', { imageSize: side, allSentences: false, limit: Number(a.eval), quiet: true });
   const n = { colour: 0, label: 0, place: 0, both: 0 };
   for (let s = 0; s < val.length; s += 25) {
     const chunk = val.slice(s, s + 25);
