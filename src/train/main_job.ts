@@ -80,6 +80,19 @@ export function summaryRows(byModel: Record<string, ReadonlyArray<{ split: strin
   });
 }
 
+/**
+ * Stage 2's scorings on its training prompts (grpo_stage.ts, scoreEvery) as one line: the
+ * stage-1 model's score, then the policy's after each scored step; '' when it scored nothing.
+ * @example scoreLine(rows) // "stage 2, mean reward on its training prompts (fixed draws): 1.467 (stage 1); 1.442 after 10, 1.509 after 20 steps"
+ */
+export function scoreLine(steps: readonly Row[]): string {
+  const scored = steps.filter((r) => typeof r.scoreReward === 'number' && Number.isFinite(r.scoreReward));
+  if (scored.length === 0) return '';
+  const ref = scored[0]!.scoreRefReward;
+  const after = scored.map((r) => `${(r.scoreReward as number).toFixed(3)} after ${(r.step as number) + 1}`).join(', ');
+  return `stage 2, mean reward on its training prompts (fixed draws): ${typeof ref === 'number' && Number.isFinite(ref) ? `${ref.toFixed(3)} (stage 1); ` : ''}${after} steps`;
+}
+
 /** The summary as a Markdown table (gIoU / cIoU per model, percent). */
 export function summaryMarkdown(rows: readonly Row[]): string {
   const f = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(1) : 'N/A');
@@ -123,7 +136,8 @@ export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; s
   const rows = summaryRows(byModel, splits);
   writeArrow(join(out, 'summary.arrow'), rows);
   const seconds = (performance.now() - t0) / 1000;
-  const md = `${summaryMarkdown(rows)}\n\ngIoU / cIoU (%) per split; preset ${preset}, seed ${seed}; ${(seconds / 60).toFixed(1)} min this invocation.\n`;
+  const score = scoreLine(readArrow(join(dirs.grpo, 'steps.arrow')));
+  const md = `${summaryMarkdown(rows)}\n\ngIoU / cIoU (%) per split; preset ${preset}, seed ${seed}; ${(seconds / 60).toFixed(1)} min this invocation.\n${score ? `\n${score}.\n` : ''}`;
   writeFileAtomic(join(out, 'summary.md'), md);
   if (!quiet) console.log(`\n${md}`);
   return { rows, seconds };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../backend-util';
-import { runMainJob, summaryMarkdown } from '../../src/train/main_job';
+import { runMainJob, scoreLine, summaryMarkdown } from '../../src/train/main_job';
 import { evaluationSplits } from '../../src/train/stage_io';
 import { readArrow } from '../../src/util/arrow';
 
@@ -23,9 +23,20 @@ describe('the main job (tiny preset)', () => {
       }
     }
     expect(readFileSync(join(opts.out, 'summary.md'), 'utf8')).toContain(summaryMarkdown(rows));
+    const score = scoreLine(readArrow(join(opts.out, 'grpo', 'steps.arrow')));
+    expect(score).toMatch(/^stage 2, mean reward on its training prompts \(fixed draws\): \d\.\d{3} \(stage 1\); \d\.\d{3} after 2, \d\.\d{3} after 3 steps$/);
+    expect(readFileSync(join(opts.out, 'summary.md'), 'utf8')).toContain(score);
     const align = readFileSync(join(opts.out, 'align', 'run.json'), 'utf8');
     const again = await runMainJob(opts);
     expect(readFileSync(join(opts.out, 'align', 'run.json'), 'utf8')).toBe(align); // not retrained
     expect(again.rows).toEqual(rows);
+  });
+});
+
+describe('scoreLine', () => {
+  it("lists the stage-1 score, then the policy's after each scored step", () => {
+    const rows = [{ step: 0 }, { step: 1, scoreReward: 1.4421, scoreRefReward: 1.4674 }, { step: 2 }, { step: 3, scoreReward: 1.5092, scoreRefReward: 1.4674 }];
+    expect(scoreLine(rows)).toBe('stage 2, mean reward on its training prompts (fixed draws): 1.467 (stage 1); 1.442 after 2, 1.509 after 4 steps');
+    expect(scoreLine([{ step: 0, rewardMean: 1 }])).toBe('');
   });
 });
