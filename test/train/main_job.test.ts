@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { useBackend } from '../backend-util';
 import { runMainJob, scoreLine, summaryMarkdown } from '../../src/train/main_job';
 import { evaluationSplits } from '../../src/train/stage_io';
-import { readArrow } from '../../src/util/arrow';
+import { readArrow, type Row } from '../../src/util/arrow';
 
 describe('the main job (tiny preset)', () => {
   it('runs every stage and baseline, scores every split, and a second run skips the finished stages', async () => {
@@ -35,7 +35,7 @@ describe('the main job (tiny preset)', () => {
 
 describe('scoreLine', () => {
   it("lists the stage-1 score, then the policy's after each scored step", () => {
-    const rows = [{ step: 0 }, { step: 1, scoreReward: 1.4421, scoreRefReward: 1.4674 }, { step: 2 }, { step: 3, scoreReward: 1.5092, scoreRefReward: 1.4674 }];
+    const rows: Row[] = [{ step: 0 }, { step: 1, scoreReward: 1.4421, scoreRefReward: 1.4674 }, { step: 2 }, { step: 3, scoreReward: 1.5092, scoreRefReward: 1.4674 }];
     expect(scoreLine(rows)).toBe('stage 2, mean reward on its training prompts (fixed draws): 1.467 (stage 1); 1.442 after 2, 1.509 after 4 steps');
     expect(scoreLine([{ step: 0, rewardMean: 1 }])).toBe('');
   });
