@@ -5,10 +5,12 @@
  *   npx tsx experiments/step_quarters.ts results/main/grpo rewardMean,refRewardMean,rewardGain
  *
  * The first argument is a run folder (or its steps.arrow); the second, comma-separated columns
- * (default rewardMean).
+ * (default rewardMean). A quarter's mean is over the steps that logged a number. A stage-2 run
+ * that scored its training prompts (scoreEvery) also gets that curve, as the main job prints it.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { scoreLine } from '../src/train/main_job';
 import { readArrow } from '../src/util/arrow';
 
 const [target, list = 'rewardMean'] = process.argv.slice(2);
@@ -23,6 +25,11 @@ if (missing.length) throw new Error(`${file}: no column ${missing.join(', ')}; i
 const q = Math.ceil(rows.length / 4);
 for (let i = 0; i < 4; i++) {
   const part = rows.slice(i * q, (i + 1) * q);
-  const means = cols.map((c) => `${c} ${(part.reduce((a, r) => a + Number(r[c]), 0) / part.length).toFixed(3)}`);
+  const means = cols.map((c) => {
+    const xs = part.map((r) => Number(r[c])).filter(Number.isFinite);
+    return `${c} ${(xs.reduce((a, x) => a + x, 0) / xs.length).toFixed(3)}`;
+  });
   console.log(`steps ${i * q + 1}-${i * q + part.length}: ${means.join(', ')}`);
 }
+const scored = scoreLine(rows);
+if (scored) console.log(scored);

@@ -119,7 +119,7 @@ export interface GrpoStageConfig extends RolloutSettings {
    */
   logReferenceReward: boolean;
   /**
-   * Steps between scorings of the policy on the prompts it trains on (0 = never): the first
+   * Steps between scorings of the policy on the prompts it trains on (0 = never):
    * `scorePrompts` of the pool, `scoreSamples` rollouts each under one fixed seed, so that two
    * scorings differ only by the policy (common random numbers). Logged on that step's row as
    * `scoreReward` (with `scoreBox`, `scoreSeg`), beside `scoreRefReward`, the stage-1 model's on
@@ -128,7 +128,7 @@ export interface GrpoStageConfig extends RolloutSettings {
    * (see logReferenceReward). Not in the official trainer (TRL logs the per-step reward).
    */
   scoreEvery: number;
-  /** Prompts of the pool scored (the first ones; 0 = all of it). */
+  /** Prompts of the pool scored, evenly spaced through it (so every family; 0 = all of it). */
   scorePrompts: number;
   /** Rollouts per scored prompt. */
   scoreSamples: number;
@@ -489,6 +489,16 @@ export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenize
   };
 }
 
+/**
+ * `k` items of `xs` evenly spaced through it (all of it when k is 0 or not below its length):
+ * the pool is family by family, so every family is scored.
+ * @example evenlySpaced([0, 1, 2, 3, 4, 5], 3) // [0, 2, 4]
+ */
+export function evenlySpaced<T>(xs: readonly T[], k: number): T[] {
+  if (k <= 0 || k >= xs.length) return xs.slice();
+  return Array.from({ length: k }, (_, j) => xs[Math.floor((j * xs.length) / k)]!);
+}
+
 /** The seed of every scoring (scoreEvery): one, so that scorings differ only by the policy. */
 const SCORE_SEED = 0x5c0e;
 
@@ -497,7 +507,7 @@ const SCORE_SEED = 0x5c0e;
  * policy's score and the reference's (the stage-1 model, scored once), or {} in between.
  */
 function scoringAfterStep(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig): (steps: number) => Record<string, number> {
-  const prompts = cfg.scorePrompts > 0 ? pool.slice(0, cfg.scorePrompts) : pool;
+  const prompts = evenlySpaced(pool, cfg.scorePrompts);
   const score = (m: LensModel) => scoreOnPrompts(m, tokenizer, prompts, cfg, { samples: cfg.scoreSamples, seed: SCORE_SEED });
   let refScore: PromptScore | null = null;
   return (steps) => {

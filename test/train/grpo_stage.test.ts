@@ -13,6 +13,7 @@ import { fitTokenizer, type TrainExample } from '../../src/train/data';
 import { groupAdvantages } from '../../src/train/grpo';
 import {
   disposeGrpoBatch,
+  evenlySpaced,
   grpoStageLoss,
   resolveGrpoStageConfig,
   rolloutLogs,
@@ -138,6 +139,15 @@ describe('a GRPO step', () => {
     expect([...trainable].some((n) => n.startsWith('sam.image_encoder'))).toBe(false);
     model.dispose();
     ref.dispose();
+  });
+});
+
+describe('evenlySpaced', () => {
+  it('takes k items spread through the list, or all of it', () => {
+    expect(evenlySpaced([0, 1, 2, 3, 4, 5], 3)).toEqual([0, 2, 4]);
+    expect(evenlySpaced([0, 1, 2, 3, 4, 5, 6], 2)).toEqual([0, 3]);
+    expect(evenlySpaced([0, 1, 2], 0)).toEqual([0, 1, 2]);
+    expect(evenlySpaced([0, 1, 2], 5)).toEqual([0, 1, 2]);
   });
 });
 
