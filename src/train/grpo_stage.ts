@@ -124,7 +124,7 @@ export interface GrpoStageConfig extends RolloutSettings {
    * scorings differ only by the policy (common random numbers). Logged on that step's row as
    * `scoreReward` (with `scoreBox`, `scoreSeg`), beside `scoreRefReward`, the stage-1 model's on
    * the same draws (the policy's own score at step 0), and `scoreGain`. This is the curve that
-   * says whether the reward rises: the per-step reward moves with each step's 2 prompts
+   * says whether the reward rises: the per-step reward moves with each step's few prompts
    * (see logReferenceReward). Not in the official trainer (TRL logs the per-step reward).
    */
   scoreEvery: number;
@@ -333,7 +333,7 @@ function drawRollouts(mllm: LensModel['mllm'], tokenizer: Tokenizer, examples: r
 /**
  * `model`'s rewards on G (cfg.numGenerations) rollouts of its own per prompt, drawn as the
  * policy's are, each scored with its own mask: the frozen reference's on a step's prompts
- * (logReferenceReward), and any model's in `scoreOnPrompts`. `samEmbeddings` are the prompts'
+ * (logReferenceReward), and any model's in a `PromptScorer`. `samEmbeddings` are the prompts'
  * SAM image embeddings repeated per rollout. No gradient; no tensor left.
  */
 function sampledRewards(
@@ -368,7 +368,7 @@ function sampledRewards(
   return r;
 }
 
-/** Mean rewards of a scoring (`scoreOnPrompts`). */
+/** Mean rewards of a scoring (`PromptScorer`). */
 export interface PromptScore {
   reward: number;
   format: number;
@@ -377,34 +377,74 @@ export interface PromptScore {
 }
 
 /**
- * `model`'s mean reward on `examples`, `samples` rollouts each, in chunks of `chunk`
- * prompts whose draws are seeded from `seed` and the chunk's place alone: the same model
- * gives the same score, and two models are compared on the same random numbers (scoreEvery).
+ * Scores models on fixed prompts: `samples` rollouts each, in chunks of `chunk` prompts whose
+ * draws are seeded from `seed` and the chunk's place alone, so the same model gets the same
+ * score and two models are compared on the same random numbers (scoreEvery). The prompts'
+ * pictures and SAM image embeddings are made once, with `encoder`'s SAM: score only models
+ * whose SAM image encoder is the same (stage 2 freezes it, so the policy's and the stage-1
+ * model's are). `dispose` frees them.
  */
+export class PromptScorer {
+  private readonly chunks: Array<{ examples: TrainExample[]; images: tf.Tensor4D; samEmbeddings: tf.Tensor4D }> = [];
+
+  constructor(
+    encoder: LensModel,
+    readonly examples: readonly TrainExample[],
+    readonly opts: { samples: number; seed: number; chunk?: number },
+  ) {
+    const chunk = opts.chunk ?? 8;
+    for (let s = 0; s < examples.length; s += chunk) {
+      const exs = examples.slice(s, s + chunk);
+      const { images, labels } = imageTensors(exs, encoder.config.imageSize);
+      labels.dispose();
+      this.chunks.push({ examples: exs, images, samEmbeddings: tf.tidy(() => repeatRows(encoder.sam.embedImage(images), opts.samples)) });
+    }
+  }
+
+  /** `model`'s mean rewards over every prompt and rollout. No tensor left. */
+  score(model: LensModel, tokenizer: Tokenizer, cfg: GrpoStageConfig): PromptScore {
+    const { samples, seed, chunk = 8 } = this.opts;
+    const sum = { reward: 0, format: 0, box: 0, seg: 0 };
+    const root = new Rng(seed).fork('score');
+    this.chunks.forEach((c, i) => {
+      const r = sampledRewards(model, tokenizer, c.examples, c.images, c.samEmbeddings, { ...cfg, numGenerations: samples }, root.fork(`chunk-${i * chunk}`));
+      for (const [k, xs] of [['reward', r.total], ['format', r.format], ['box', r.box], ['seg', r.seg]] as const) sum[k] += xs.reduce((a, x) => a + x, 0);
+    });
+    const n = this.examples.length * samples;
+    return { reward: sum.reward / n, format: sum.format / n, box: sum.box / n, seg: sum.seg / n };
+  }
+
+  dispose(): void {
+    for (const c of this.chunks) tf.dispose([c.images, c.samEmbeddings]);
+    this.chunks.length = 0;
+  }
+}
+
+/** `model`'s mean reward on `examples` (a PromptScorer of its own, used once). */
 export function scoreOnPrompts(
   model: LensModel,
   tokenizer: Tokenizer,
   examples: readonly TrainExample[],
   cfg: GrpoStageConfig,
-  { samples, seed, chunk = 8 }: { samples: number; seed: number; chunk?: number },
+  opts: { samples: number; seed: number; chunk?: number },
 ): PromptScore {
-  const side = model.config.imageSize;
-  const sum = { reward: 0, format: 0, box: 0, seg: 0 };
-  const root = new Rng(seed).fork('score');
-  for (let s = 0; s < examples.length; s += chunk) {
-    const exs = examples.slice(s, s + chunk);
-    const { images, labels } = imageTensors(exs, side);
-    labels.dispose();
-    const sam = tf.tidy(() => repeatRows(model.sam.embedImage(images), samples));
-    try {
-      const r = sampledRewards(model, tokenizer, exs, images, sam, { ...cfg, numGenerations: samples }, root.fork(`chunk-${s}`));
-      for (const [k, xs] of [['reward', r.total], ['format', r.format], ['box', r.box], ['seg', r.seg]] as const) sum[k] += xs.reduce((a, x) => a + x, 0);
-    } finally {
-      tf.dispose([images, sam]);
-    }
+  const scorer = new PromptScorer(model, examples, opts);
+  try {
+    return scorer.score(model, tokenizer, cfg);
+  } finally {
+    scorer.dispose();
   }
-  const n = examples.length * samples;
-  return { reward: sum.reward / n, format: sum.format / n, box: sum.box / n, seg: sum.seg / n };
+}
+
+/**
+ * Stage 2's scorings read back from its step logs: the stage-1 model's score (null when not
+ * logged) and the policy's after each scored step (the row of step s holds the score after
+ * s + 1 steps; scoringAfterStep). Empty when the run scored nothing.
+ */
+export function scoreCurve(steps: readonly Row[]): { ref: number | null; after: number[]; reward: number[] } {
+  const scored = steps.filter((r) => typeof r.scoreReward === 'number' && Number.isFinite(r.scoreReward) && typeof r.step === 'number');
+  const ref = scored.find((r) => typeof r.scoreRefReward === 'number' && Number.isFinite(r.scoreRefReward))?.scoreRefReward as number | undefined;
+  return { ref: ref ?? null, after: scored.map((r) => (r.step as number) + 1), reward: scored.map((r) => r.scoreReward as number) };
 }
 
 /** Scores every rollout (R_format, R_box, R_seg from its own mask logits [B, S*S]) and group-normalises. */
@@ -477,8 +517,11 @@ export function disposeGrpoBatch(b: GrpoBatch): void {
   b.refLogp?.dispose();
 }
 
-/** The stage-2 step plan: P prompts from batchIndices, G rollouts each, `updatesPerBatch` updates. */
-export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig): StepPlan<GrpoBatch> {
+/**
+ * The stage-2 step plan: P prompts from batchIndices, G rollouts each, `updatesPerBatch`
+ * updates; with a `scorer`, its scorings every scoreEvery steps (the caller disposes it).
+ */
+export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig, scorer: PromptScorer | null = null): StepPlan<GrpoBatch> {
   return {
     prepare: (step, rng) => {
       const idx = batchIndices(pool.length, cfg.promptsPerStep, step, rng.fork('prompts'));
@@ -488,7 +531,7 @@ export function grpoPlan(model: LensModel, ref: ReferencePolicy | null, tokenize
     hostLogs: rolloutLogs,
     dispose: disposeGrpoBatch,
     updatesPerBatch: cfg.updatesPerBatch,
-    afterStep: cfg.scoreEvery > 0 ? scoringAfterStep(model, ref, tokenizer, pool, cfg) : undefined,
+    afterStep: scorer && cfg.scoreEvery > 0 ? scoringAfterStep(model, ref, tokenizer, scorer, cfg) : undefined,
   };
 }
 
@@ -502,21 +545,16 @@ export function evenlySpaced<T>(xs: readonly T[], k: number): T[] {
   return Array.from({ length: k }, (_, j) => xs[Math.floor((j * xs.length) / k)]!);
 }
 
-/** The seed of every scoring (scoreEvery): one, so that scorings differ only by the policy. */
-const SCORE_SEED = 0x5c0e;
-
 /**
  * scoreEvery's figures after `steps` steps, every scoreEvery steps and after the last: the
  * policy's score and the reference's (the stage-1 model, scored once), or {} in between.
  */
-function scoringAfterStep(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, pool: readonly TrainExample[], cfg: GrpoStageConfig): (steps: number) => Record<string, number> {
-  const prompts = evenlySpaced(pool, cfg.scorePrompts);
-  const score = (m: LensModel) => scoreOnPrompts(m, tokenizer, prompts, cfg, { samples: cfg.scoreSamples, seed: SCORE_SEED });
+function scoringAfterStep(model: LensModel, ref: ReferencePolicy | null, tokenizer: Tokenizer, scorer: PromptScorer, cfg: GrpoStageConfig): (steps: number) => Record<string, number> {
   let refScore: PromptScore | null = null;
   return (steps) => {
     if (steps % cfg.scoreEvery !== 0 && steps !== cfg.steps) return {};
-    const s = score(model);
-    refScore ??= ref ? score(ref) : null;
+    const s = scorer.score(model, tokenizer, cfg);
+    refScore ??= ref ? scorer.score(ref, tokenizer, cfg) : null;
     return {
       scoreReward: s.reward,
       scoreBox: s.box,
@@ -542,12 +580,15 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
   const { model, tokenizer } = opts.model ? loadStageModelRebuilt(from, opts.model, opts.seed) : loadStageModel(from);
   // the KL reads only the reference's vision + MLLM (the same either way); its rewards and scores all of it
   const refModel = cfg.beta !== 0 || cfg.logReferenceReward || cfg.scoreEvery > 0 ? loadStageModel(from).model : null;
+  let scorer: PromptScorer | null = null;
   try {
     refModel?.setTrainable(false);
     const config = { preset: opts.preset, from, data: resolve(opts.dataRoot), grpo: cfg, ...(opts.model ? { model: opts.model } : {}) };
     const run = Run.open(opts.out, { kind: 'grpo', seed: opts.seed, backend, config, resume: opts.resume });
     const pool = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
     if (pool.length < cfg.promptsPerStep) throw new Error(`grpo: ${pool.length} training sentences under ${opts.dataRoot}, fewer than promptsPerStep ${cfg.promptsPerStep}`);
+    // one seed for every scoring, so that scorings differ only by the policy
+    if (cfg.scoreEvery > 0) scorer = new PromptScorer(model, evenlySpaced(pool, cfg.scorePrompts), { samples: cfg.scoreSamples, seed: 0x5c0e });
     const params = model.stageSplit('stage2').trainable;
     model.setStage('stage2');
     await trainLoop(
@@ -565,7 +606,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
         quiet: opts.quiet,
         stopAfter: opts.stopAfter,
       },
-      grpoPlan(model, refModel, tokenizer, pool, cfg),
+      grpoPlan(model, refModel, tokenizer, pool, cfg, scorer),
     );
     saveStageModel(run.dir, model, tokenizer, { stage: 'stage2' });
     const metrics: Row[] = [];
@@ -580,6 +621,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
     run.finish(metrics);
     return { dir: run.dir, metrics, config: cfg };
   } finally {
+    scorer?.dispose();
     model.dispose();
     refModel?.dispose();
   }

@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../util/fs';
 import { runAlign } from './align';
 import { runBaseline } from './baselines';
 import { evaluateRun, resolveEvaluateConfig, type EvalRow } from './evaluate_run';
-import { runGrpo } from './grpo_stage';
+import { runGrpo, scoreCurve } from './grpo_stage';
 import { runIsDone } from './run';
 import { runPretrain } from './stage0';
 import { evaluationSplits } from './stage_io';
@@ -86,11 +86,10 @@ export function summaryRows(byModel: Record<string, ReadonlyArray<{ split: strin
  * @example scoreLine(rows) // "stage 2, mean reward on its training prompts (fixed draws): 1.467 (stage 1); 1.442 after 10, 1.509 after 20 steps"
  */
 export function scoreLine(steps: readonly Row[]): string {
-  const scored = steps.filter((r) => typeof r.scoreReward === 'number' && Number.isFinite(r.scoreReward));
-  if (scored.length === 0) return '';
-  const ref = scored[0]!.scoreRefReward;
-  const after = scored.map((r) => `${(r.scoreReward as number).toFixed(3)} after ${(r.step as number) + 1}`).join(', ');
-  return `stage 2, mean reward on its training prompts (fixed draws): ${typeof ref === 'number' && Number.isFinite(ref) ? `${ref.toFixed(3)} (stage 1); ` : ''}${after} steps`;
+  const { ref, after, reward } = scoreCurve(steps);
+  if (after.length === 0) return '';
+  const points = after.map((n, i) => `${reward[i]!.toFixed(3)} after ${n}`).join(', ');
+  return `stage 2, mean reward on its training prompts (fixed draws): ${ref !== null ? `${ref.toFixed(3)} (stage 1); ` : ''}${points} steps`;
 }
 
 /** The summary as a Markdown table (gIoU / cIoU per model, percent). */

@@ -5,6 +5,7 @@
  * lines in the mean's colour: the figure subset (figure.ts) has no filled areas, and the
  * static SVG fallback must look like the Plotly figure.
  */
+import { scoreCurve } from '../train/grpo_stage';
 import type { Row } from '../util/arrow';
 import { PALETTE, type LineSeries } from './figure';
 
@@ -90,19 +91,17 @@ export function meanBandSeries(steps: readonly Row[], prefix: string, { name = p
 }
 
 /**
- * Stage 2's scorings on its training prompts (grpo_stage.ts, scoreEvery): the policy's
- * `scoreReward` after each scored step, starting from the stage-1 model's `scoreRefReward`
- * at step 0 (the policy before its first update), and that stage-1 score as a flat dashed
- * line. A row of step s holds the score after s + 1 steps. [] when the run scored nothing.
+ * Stage 2's scorings on its training prompts (grpo_stage.ts, scoreEvery; scoreCurve): the
+ * policy's score after each scored step, starting from the stage-1 model's at step 0 (the
+ * policy before its first update), and that stage-1 score as a flat dashed line. [] when the
+ * run scored nothing.
  */
 export function scoreSeries(steps: readonly Row[], { color = PALETTE[3], refColor = PALETTE[7] }: { color?: string; refColor?: string } = {}): LineSeries[] {
-  if (!steps.some((r) => typeof r.scoreReward === 'number' && Number.isFinite(r.scoreReward))) return [];
-  const s = stepSeries(steps, 'scoreReward');
-  const x = s.x.map((step) => step + 1);
-  const ref = steps.find((r) => typeof r.scoreRefReward === 'number' && Number.isFinite(r.scoreRefReward))?.scoreRefReward as number | undefined;
-  if (ref === undefined) return [{ name: 'R, policy', x, y: s.y, color, markers: true }];
+  const { ref, after, reward } = scoreCurve(steps);
+  if (after.length === 0) return [];
+  if (ref === null) return [{ name: 'R, policy', x: after, y: reward, color, markers: true }];
   return [
-    { name: 'R, policy', x: [0, ...x], y: [ref, ...s.y], color, markers: true },
-    { name: 'R, stage 1', x: [0, x.at(-1)!], y: [ref, ref], color: refColor, dash: 'dash' },
+    { name: 'R, policy', x: [0, ...after], y: [ref, ...reward], color, markers: true },
+    { name: 'R, stage 1', x: [0, after.at(-1)!], y: [ref, ref], color: refColor, dash: 'dash' },
   ];
 }

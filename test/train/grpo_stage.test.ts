@@ -18,6 +18,7 @@ import {
   resolveGrpoStageConfig,
   rolloutLogs,
   runGrpo,
+  PromptScorer,
   sampleRollouts,
   scoreOnPrompts,
   scoreRollouts,
@@ -167,6 +168,12 @@ describe('scoreOnPrompts', () => {
     expect(scoreOnPrompts(other, tokenizer, prompts, c, opts)).not.toEqual(s);
     expect(scoreOnPrompts(a, tokenizer, prompts, c, { ...opts, seed: 10 })).not.toEqual(s);
     expect(s.reward).toBeCloseTo(s.format + s.box + s.seg, 10); // all weights 1
+    // one scorer for a run: pictures and SAM embeddings made once, the same scores each time
+    const scorer = new PromptScorer(a, prompts, opts);
+    expect(scorer.score(a, tokenizer, c)).toEqual(s);
+    expect(scorer.score(copy, tokenizer, c)).toEqual(s);
+    scorer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
     for (const x of [a, copy, other]) x.dispose();
   });
 });
