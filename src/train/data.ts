@@ -7,14 +7,19 @@
  * integers, x2 = x + w (the COCO box's far edge).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { generateReferImage, generateReasonImage, type GeneratedImage } from '../data/generate/benchmark';
+import { targetLabel, type GenerateConfig } from '../data/generate/index';
 import { loadSplit, readSampleImage, resizeRgb, type Family, type RefSample } from '../data/index';
 import { formatAnswer, type Box } from '../model/answer';
 import { buildPrompt, EOS_ID, padSequences, Tokenizer } from '../model/tokenizer';
 import type { Rng } from '../random';
 import { Progress } from '../util/progress';
 
-/** One training / evaluation sentence at model resolution. */
-export interface TrainExample {
+/**
+ * One sentence at model resolution, as the training batches need it: stage 0b's generated
+ * extra pictures (`generatedExamples`) have nothing more.
+ */
+export interface SftExample {
   id: string;
   family: Family;
   split: string;
@@ -31,6 +36,10 @@ export interface TrainExample {
   box: Box;
   /** The ground-truth LENS answer text. */
   answer: string;
+}
+
+/** One training / evaluation sentence of a dataset split, at model resolution. */
+export interface TrainExample extends SftExample {
   /** The sample it came from (full-resolution mask for LISA-convention evaluation). */
   sample: RefSample;
 }
@@ -97,6 +106,47 @@ export async function loadExamples(
   return out;
 }
 
+/**
+ * Training sentences of generated pictures beyond a benchmark's training split: the next
+ * `refer` pictures of its RefCOCO-like training stream (image indices `from.refer` on, every
+ * ref of the three families) and the next `reason` of its ReasonSeg-like one, as
+ * `generateBenchmark` would have written them with a larger training split (same
+ * generator, same rules, so never a val or test picture). A pure function of its
+ * arguments, so a resumed run rebuilds the same pool. Pictures are drawn at the
+ * generator's side, which must be the model's.
+ */
+export function generatedExamples(
+  generator: GenerateConfig,
+  { refer, reason, from }: { refer: number; reason: number; from: { refer: number; reason: number } },
+): SftExample[] {
+  const side = generator.imageSize;
+  const out: SftExample[] = [];
+  const add = (img: GeneratedImage) => {
+    for (const r of img.refs) {
+      const o = img.scene.objects[r.target]!;
+      const box = boxToInput(o.bbox, side, side, side);
+      const label = targetLabel(o);
+      r.expressions.forEach((e, k) =>
+        out.push({
+          id: `generated/${r.family}/${img.split}/${img.index}/${r.target}/${k}`,
+          family: r.family,
+          split: img.split,
+          sentence: e.text,
+          label,
+          reasoning: e.reasoning,
+          rgb: img.rgb,
+          target: o.visible,
+          box,
+          answer: formatAnswer({ thinking: e.reasoning, box, label }),
+        }),
+      );
+    }
+  };
+  for (let i = 0; i < refer; i++) add(generateReferImage(generator, 'train', from.refer + i));
+  for (let i = 0; i < reason; i++) add(generateReasonImage(generator, 'train', from.reason + i));
+  return out;
+}
+
 /** Fits the tokenizer to the training examples' prompts and answers (the benchmark's language). */
 export function fitTokenizer(examples: readonly TrainExample[], maxInt = 255): Tokenizer {
   const texts: string[] = [];
@@ -105,7 +155,7 @@ export function fitTokenizer(examples: readonly TrainExample[], maxInt = 255): T
 }
 
 /** Prompt ids of an example, `<image>` expanded to V slots. */
-export function promptIds(tok: Tokenizer, e: TrainExample, numVisual: number): number[] {
+export function promptIds(tok: Tokenizer, e: SftExample, numVisual: number): number[] {
   return tok.encodePrompt(buildPrompt({ instruction: e.sentence }), numVisual);
 }
 
@@ -128,7 +178,7 @@ export interface Batch {
 }
 
 /** Images [B, S, S, 3] in [0, 1] and labels [B, S, S] of some examples. */
-export function imageTensors(examples: readonly TrainExample[], side: number): { images: tf.Tensor4D; labels: tf.Tensor3D } {
+export function imageTensors(examples: readonly SftExample[], side: number): { images: tf.Tensor4D; labels: tf.Tensor3D } {
   const px = new Float32Array(examples.length * side * side * 3);
   const lab = new Float32Array(examples.length * side * side);
   examples.forEach((e, b) => {
@@ -142,7 +192,7 @@ export function imageTensors(examples: readonly TrainExample[], side: number): {
 /** Encodes examples into one left-padded batch (prompt, or prompt + answer + <eos>). */
 export function encodeBatch(
   tok: Tokenizer,
-  examples: readonly TrainExample[],
+  examples: readonly SftExample[],
   { numVisual, side, withAnswer }: { numVisual: number; side: number; withAnswer: boolean },
 ): Batch {
   const prompts = examples.map((e) => promptIds(tok, e, numVisual));

@@ -45,12 +45,12 @@ import { upsampleMaskLogits } from '../model/sam/mask_decoder';
 import { buildPrompt, Tokenizer, UNK_ID } from '../model/tokenizer';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
-import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, type Batch, type TrainExample } from './data';
+import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, generatedExamples, type Batch, type SftExample, type TrainExample } from './data';
 import { GroundingModule, groundingLosses } from './grounding';
 import { runStage0v, V_BASE, V_RULES, type Stage0vConfig } from './stage0v';
 import { stage0Loop, trainLoop, type StepPlan } from './loop';
 import { Run, runIsDone } from './run';
-import { MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
+import { benchmarkGenerator, MODEL_FILE, TOKENIZER_FILE, TRAIN_FAMILIES, saveStageModel, type StageRunOptions } from './stage_io';
 export type { StageRunOptions } from './stage_io';
 
 // ---------------------------------------------------------------------------
@@ -113,6 +113,16 @@ export interface Stage0bConfig {
    * 3500 steps; docs/stage0b-grounding.md, "All of the reasoning family").
    */
   reasonFraction: number;
+  /**
+   * More training pictures, generated: this many times the benchmark's training split, drawn
+   * by the generator that wrote it as the continuation of its training streams (the next
+   * RefCOCO-like and ReasonSeg-like training pictures, every sentence of them; never a val or
+   * test picture). Stage 0b stands in for a VLM pretrained on far more than one benchmark, and
+   * over its 3500 steps it saw each of the benchmark's ~10k training sentences ~5 times.
+   * `reasonFraction` applies to these too; the tokenizer is fitted on the benchmark alone.
+   * Not in the paper (stage 0 is ours). 0 = the benchmark's training split alone.
+   */
+  extraPictures: number;
   /** Training sentences per family before the cap (0 = all); tests use a handful. */
   limitPerFamily: number;
   /**
@@ -201,6 +211,7 @@ const B_BASE: Stage0bConfig = {
   gradClip: 1,
   checkpointEvery: 50,
   reasonFraction: 1,
+  extraPictures: 0,
   limitPerFamily: 0,
   vocabOverflow: 'drop-rarest',
   evalPerSplit: 100,
@@ -271,6 +282,7 @@ const B_RULES: Record<string, Rule> = {
   gradClip: rules.positive,
   checkpointEvery: rules.int(1),
   reasonFraction: rules.range(0, 1),
+  extraPictures: rules.nonNegative,
   limitPerFamily: rules.int(0),
   vocabOverflow: rules.oneOf('drop-rarest', 'error'),
   evalPerSplit: rules.int(0),
@@ -628,7 +640,7 @@ export function fitVocabulary(
 }
 
 /** Keeps `fraction` of the reasoning family's examples (a seeded choice), all others. */
-export function capReasoning(examples: readonly TrainExample[], fraction: number, rng: Rng): TrainExample[] {
+export function capReasoning<E extends SftExample>(examples: readonly E[], fraction: number, rng: Rng): E[] {
   const reason = examples.map((e, i) => [e, i] as const).filter(([e]) => e.family === 'reasonseg');
   const keep = new Set(rng.shuffle(reason.map(([, i]) => i)).slice(0, Math.round(fraction * reason.length)));
   return examples.filter((e, i) => e.family !== 'reasonseg' || keep.has(i));
@@ -773,6 +785,23 @@ export async function runStage0a(opts: StageRunOptions<Stage0aConfig>): Promise<
 }
 
 /**
+ * Stage 0b's `extraPictures`: `factor` times the benchmark's training pictures more, generated
+ * as the continuation of its training streams (`generatedExamples`); [] for 0.
+ */
+function extraTraining(dataRoot: string, factor: number, side: number, quiet: boolean | undefined): SftExample[] {
+  if (factor === 0) return [];
+  const generator = benchmarkGenerator(dataRoot, 'stage0b.extraPictures draws more training pictures from the generator that wrote the benchmark', 'set stage0b.extraPictures to 0 to train on its training split alone');
+  if (generator.imageSize !== side) {
+    throw new ConfigError(`stage0b.extraPictures: the benchmark's generator draws ${generator.imageSize}-px pictures, the model takes ${side}-px ones`);
+  }
+  const from = { refer: generator.referImages.train, reason: generator.reasonImages.train };
+  const t0 = performance.now();
+  const out = generatedExamples(generator, { refer: Math.round(factor * from.refer), reason: Math.round(factor * from.reason), from });
+  log(quiet, `stage 0b: ${out.length} sentences of ${Math.round(factor * from.refer)} + ${Math.round(factor * from.reason)} generated training pictures (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  return out;
+}
+
+/**
  * Stage 0b: fits the tokenizer on the training sentences, then trains the vision
  * encoder + MLLM of the model in `from` (0a's; a fresh one without it) by SFT on the
  * LENS answers; writes OUT/model.safetensors + tokenizer.json and metrics (greedy
@@ -798,12 +827,14 @@ export async function runStage0b(opts: StageRunOptions<Stage0bConfig>): Promise<
     if (fitted.dropped > 0) {
       log(opts.quiet, `stage 0b: the ${fitted.dropped} rarest words (${(100 * fitted.unkShare).toFixed(2)}% of training words) read as <unk> to fit mllm.vocabSize ${model.config.mllm.vocabSize}`);
     }
-    const train = capReasoning(all, cfg.reasonFraction, new Rng(opts.seed).fork('reason-cap'));
+    const extra = extraTraining(opts.dataRoot, cfg.extraPictures, side, opts.quiet);
+    const pool: SftExample[] = [...all, ...extra];
+    const train = capReasoning(pool, cfg.reasonFraction, new Rng(opts.seed).fork('reason-cap'));
     const lengths = train.map((e) => promptIds(tok, e, numVisual).length + tok.encode(e.answer).length + 1);
     const longest = Math.max(...lengths);
     checkTokenizerFits(tok, model, longest);
     if (train.length < cfg.batchSize) throw new Error(`stage 0b: ${train.length} training sentences under ${opts.dataRoot}, fewer than batchSize ${cfg.batchSize}`);
-    log(opts.quiet, `stage 0b: ${train.length} training sentences (${all.length - train.length} reasoning ones held back), vocabulary ${tok.size}, longest sequence ${longest} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    log(opts.quiet, `stage 0b: ${train.length} training sentences (of ${all.length} in the benchmark and ${extra.length} generated, ${pool.length - train.length} reasoning ones held back), vocabulary ${tok.size}, longest sequence ${longest} (loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     const layers = model.config.mllm.numLayers;
     if (cfg.pointerWeight > 0 && cfg.pointerLayer > layers) {
       throw new ConfigError(`stage0b config: field 'pointerLayer' must be a block of the MLLM, 1..${layers}, got ${cfg.pointerLayer}`);

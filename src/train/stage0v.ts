@@ -19,7 +19,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { ConfigError, rules, type Rule } from '../config';
-import { readManifest } from '../data/generate/benchmark';
 import { renderScene, resolveGenerateConfig, sampleScene, type SceneObject } from '../data/generate/index';
 import { CATEGORIES, COLOURS } from '../data/generate/vocab';
 import type { LensModel } from '../model/lens';
@@ -29,7 +28,7 @@ import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { stage0Loop, trainLoop, type StageLoopSettings, type StepPlan } from './loop';
 import { Run } from './run';
-import { MODEL_FILE, type StageRunOptions } from './stage_io';
+import { benchmarkGenerator, MODEL_FILE, type StageRunOptions } from './stage_io';
 
 /** Stage 0v: the vision encoder's dense pretraining on fresh generated pictures. */
 export interface Stage0vConfig extends StageLoopSettings {
@@ -207,20 +206,6 @@ export class VisionPretrainModule extends Module {
   }
 }
 
-/** The benchmark generator's config, read from DATA/manifest.json; a clear error for data the generator did not write. */
-function generatorOf(dataRoot: string): ReturnType<typeof resolveGenerateConfig> {
-  let manifest;
-  try {
-    manifest = readManifest(dataRoot);
-  } catch (e) {
-    throw new ConfigError(
-      `stage 0v draws fresh pictures from the generator that wrote the benchmark, and ${dataRoot} is not a generated benchmark ` +
-        `(${(e as Error).message}); set stage0v.steps to 0 in the pretrain config to skip it`,
-    );
-  }
-  return resolveGenerateConfig(manifest.config);
-}
-
 /**
  * Stage 0v: trains the vision encoder of the model in `from` (0a's) on fresh pictures;
  * writes OUT/model.safetensors (the whole model) and held-out metrics (each head's loss
@@ -235,7 +220,7 @@ export async function runStage0v(opts: Omit<StageRunOptions<Stage0vConfig>, 'con
   const model = opts.from ? loadLens(join(opts.from, MODEL_FILE)).model : buildLens(opts.preset, { seed: opts.seed });
   const heads = new VisionPretrainModule(model, opts.seed);
   try {
-    const generator = generatorOf(opts.dataRoot);
+    const generator = benchmarkGenerator(opts.dataRoot, 'stage 0v draws fresh pictures from the generator that wrote the benchmark', 'set stage0v.steps to 0 in the pretrain config to skip it');
     const side = model.config.imageSize;
     if (generator.imageSize !== side) {
       throw new ConfigError(`stage 0v: the benchmark's generator draws ${generator.imageSize}-px pictures, the '${opts.preset}' model takes ${side}-px ones`);

@@ -13,6 +13,9 @@ import { SPLITS } from '../data/index';
 import { buildLens, loadLens, saveLens } from '../model/presets';
 import type { LensModel } from '../model/lens';
 import { Tokenizer } from '../model/tokenizer';
+import { ConfigError } from '../config';
+import { readManifest } from '../data/generate/benchmark';
+import { resolveGenerateConfig, type GenerateConfig } from '../data/generate/index';
 import { loadExamples, type TrainExample } from './data';
 
 export const MODEL_FILE = 'model.safetensors';
@@ -132,4 +135,19 @@ export interface StageRunOptions<C> {
   quiet?: boolean;
   /** Stops after this step as if killed (resume tests). */
   stopAfter?: number;
+}
+
+/**
+ * The config of the generator that wrote the benchmark under `dataRoot` (its manifest.json),
+ * for a stage that draws more pictures from it; a clear error naming `why` and `skip` (how to
+ * do without) for data the generator did not write.
+ */
+export function benchmarkGenerator(dataRoot: string, why: string, skip: string): GenerateConfig {
+  let manifest;
+  try {
+    manifest = readManifest(dataRoot);
+  } catch (e) {
+    throw new ConfigError(`${why}, and ${dataRoot} is not a generated benchmark (${(e as Error).message}); ${skip}`);
+  }
+  return resolveGenerateConfig(manifest.config);
 }

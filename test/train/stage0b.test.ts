@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,12 +7,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend';
 import { run as pretrainCli } from '../../src/cli/pretrain';
 import { ConfigError } from '../../src/config';
-import { ensureBenchmark } from '../../src/data/generate/benchmark';
+import { ensureBenchmark, readManifest } from '../../src/data/generate/benchmark';
+import { resolveGenerateConfig } from '../../src/data/generate/index';
 import { buildLens } from '../../src/model/presets';
 import { Rng } from '../../src/random';
 import { readArrow } from '../../src/util/arrow';
 import { readSafetensors } from '../../src/util/safetensors';
-import { fitTokenizer, loadExamples, type TrainExample } from '../../src/train/data';
+import { fitTokenizer, generatedExamples, loadExamples, type SftExample, type TrainExample } from '../../src/train/data';
 import { InterruptedRun } from '../../src/train/loop';
 import { loadStageModel } from '../../src/train/stage_io';
 import { boxIouXyxy, capReasoning, checkTokenizerFits, fitVocabulary, imageDependence, runPretrain, runStage0b } from '../../src/train/stage0';
@@ -95,6 +96,52 @@ describe('stage 0b pieces', () => {
     expect(boxIouXyxy([0, 0, 2, 2], [0, 0, 2, 2])).toBe(1);
     expect(boxIouXyxy([0, 0, 1, 1], [2, 2, 3, 3])).toBe(0);
     expect(boxIouXyxy([1, 1, 1, 1], [1, 1, 1, 1])).toBe(0);
+  });
+});
+
+describe('stage 0b extra pictures', () => {
+  const key = (e: SftExample) => `${e.family}|${e.sentence}|${e.box.join(',')}|${e.label}`;
+  const generator = () => resolveGenerateConfig(readManifest(data).config);
+
+  it('generatedExamples from image 0 are the benchmark\'s own training sentences, pictures, targets and answers', async () => {
+    const g = generator();
+    const made = generatedExamples(g, { refer: g.referImages.train, reason: g.reasonImages.train, from: { refer: 0, reason: 0 } });
+    const loaded: TrainExample[] = [];
+    for (const f of ['refcoco', 'refcoco+', 'refcocog', 'reasonseg'] as const) loaded.push(...(await loadExamples(data, f, 'train', { imageSize: 64, quiet: true })));
+    expect(made.map(key).sort()).toEqual(loaded.map(key).sort());
+    const byKey = new Map(loaded.map((e) => [key(e), e]));
+    for (const e of made) {
+      const l = byKey.get(key(e))!;
+      expect(e.answer).toBe(l.answer);
+      expect(e.reasoning).toBe(l.reasoning);
+      expect(Array.from(e.rgb)).toEqual(Array.from(l.rgb));
+      expect(Array.from(e.target)).toEqual(Array.from(l.target));
+    }
+  });
+
+  it('extra pictures continue the training stream: none of them is a benchmark picture, and the pool is the same on every call', async () => {
+    const g = generator();
+    const from = { refer: g.referImages.train, reason: g.reasonImages.train };
+    const extra = generatedExamples(g, { refer: 3, reason: 2, from });
+    expect(new Set(extra.map((e) => e.family))).toEqual(new Set(['refcoco', 'refcoco+', 'refcocog', 'reasonseg']));
+    expect(extra.every((e) => e.split === 'train')).toBe(true);
+    const picture = (e: SftExample) => Buffer.from(e.rgb).toString('base64');
+    const bench = new Set<string>();
+    for (const f of ['refcoco', 'reasonseg'] as const) {
+      for (const s of ['train', 'val'] as const) for (const e of await loadExamples(data, f, s, { imageSize: 64, quiet: true })) bench.add(picture(e));
+    }
+    expect(new Set(extra.map(picture)).size).toBe(5);
+    for (const e of extra) expect(bench.has(picture(e)), e.id).toBe(false);
+    expect(generatedExamples(g, { refer: 3, reason: 2, from }).map((e) => e.id)).toEqual(extra.map((e) => e.id));
+  });
+
+  it('stage0b.extraPictures on data the generator did not write says how to do without', async () => {
+    const bare = join(mkdtempSync(join(tmpdir(), 'lens-no-manifest-')), 'data');
+    cpSync(data, bare, { recursive: true });
+    rmSync(join(bare, 'manifest.json'));
+    await expect(
+      runStage0b({ dataRoot: bare, out: join(root, 'extra-bare'), preset: 'tiny', seed: 0, resume: false, quiet: true, config: { extraPictures: 1 } }),
+    ).rejects.toThrow(/stage0b.extraPictures draws more training pictures .* is not a generated benchmark .*set stage0b.extraPictures to 0/);
   });
 });
 
