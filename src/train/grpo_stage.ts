@@ -135,11 +135,14 @@ export interface GrpoStageConfig extends RolloutSettings {
   /** Steps between checkpoints. */
   checkpointEvery: number;
   /**
-   * Training sentences per family the prompts are drawn from; 0 = all. quick: 16, so each of
-   * the 64 prompts comes back every ~16 steps. From 200 per family (no prompt twice in 80
-   * steps of 2) the gain over the stage-1 policy stayed within the noise (+-0.05); from 64 per
-   * family the reward on its scored training prompts rose by +0.034 in 80 steps of 2, from 16
-   * per family by +0.071.
+   * Training sentences per family the prompts are drawn from; 0 = all. quick: 64, so each of
+   * the 256 prompts comes back about every 64 steps. From 200 per family (no prompt twice in 80
+   * steps of 2) the gain over the stage-1 policy stayed within the noise (+-0.05). 16 per family
+   * makes the clearest rise on the training prompts (+0.06 in 40 steps of 4) that held-out
+   * sentences do not pay for: from the main job's stage 1 of `3ef7bf0` (ten-split cIoU 26.4),
+   * 40 steps of 4 gave 26.6 / 26.4 at seeds 0 / 1 from 16 per family, 26.8 / 27.2 from 64, and 80
+   * steps of 4 from 64 gave 27.8 / 27.1 (80 from 16: 26.6, seed 0); docs/stage0b-grounding.md,
+   * "Stage 2: what its reward says".
    */
   poolPerFamily: number;
   /** Sentences evaluated per evaluation split after training (0 = none; -1 = all). */
@@ -166,18 +169,19 @@ const OFFICIAL = {
 };
 
 /**
- * Per preset. quick: 40 steps of P = 4 prompts x G = 8 rollouts, ~3 s a step with the
- * reference's rollouts (wasm + native matmul, 2 cores), 138 s in all with the scorings
- * (`lens grpo` with evalLimit 0). The same 640 rollouts as 80 steps of P = 2, in updates
- * half as noisy: from the main job's stage 1 of `e66565a`, the reward on the training
- * prompts rose 1.580 -> 1.638 (P = 2: 1.651 at the end, but 1.603 after 30 of 80 steps) and
- * held-out cIoU (mean of ten splits) was 26.6 against stage 1's 26.4 (P = 2: 26.1);
- * docs/stage0b-grounding.md, "Stage 2". The main job evaluates run folders itself and
- * passes evalLimit 0. tiny: a handful (tests).
+ * Per preset. quick: 80 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family,
+ * ~2.8 s a step with the reference's rollouts (wasm + native matmul, 2 cores), ~250 s in all
+ * with the scorings of 64 of its prompts every 10 steps (`lens grpo` with evalLimit 0). P = 4
+ * rather than 2: the same rollouts in updates half as noisy (from the stage 1 of `e66565a`, 80
+ * steps of 2 ended at held-out cIoU 26.1, 40 of 4 at 26.6). 80 steps from 64 per family: the
+ * best held-out cIoU of the ways measured in about four minutes (poolPerFamily), and the reward
+ * on the scored training prompts still rises (1.542 -> 1.600 at seed 1);
+ * docs/stage0b-grounding.md, "Stage 2". The main job evaluates run folders itself and passes
+ * evalLimit 0. tiny: a handful (tests).
  */
 export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
   tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, scoreEvery: 2, scorePrompts: 2, scoreSamples: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
-  quick: { ...OFFICIAL, steps: 40, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 5, poolPerFamily: 16, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  quick: { ...OFFICIAL, steps: 80, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 10, scorePrompts: 64, poolPerFamily: 64, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
   paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, scoreEvery: 50, scorePrompts: 256, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
 };
 
