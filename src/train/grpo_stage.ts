@@ -170,7 +170,7 @@ const OFFICIAL = {
 
 /**
  * Per preset. quick: 80 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family,
- * ~2.8 s a step with the reference's rollouts (wasm + native matmul, 2 cores), ~250 s in all
+ * ~3 s a step with the reference's rollouts (wasm + native matmul, 2 cores), 250-270 s in all
  * with the scorings of 64 of its prompts every 10 steps (`lens grpo` with evalLimit 0). P = 4
  * rather than 2: the same rollouts in updates half as noisy (from the stage 1 of `e66565a`, 80
  * steps of 2 ended at held-out cIoU 26.1, 40 of 4 at 26.6). 80 steps from 64 per family: the
