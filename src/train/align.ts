@@ -26,7 +26,8 @@ import type { Tokenizer } from '../model/tokenizer';
 import type { Row } from '../util/arrow';
 import { batchIndices, encodeBatch, disposeBatch, type TrainExample } from './data';
 import { trainLoop, type StepPlan } from './loop';
-import { evaluateLens, DEFAULT_MAX_NEW_TOKENS } from './predict';
+import { evaluateLens, greedyAnswers, DEFAULT_MAX_NEW_TOKENS } from './predict';
+import { Rng } from '../random';
 import { Run } from './run';
 import { evaluationSplits, loadStageModel, loadStageModelRebuilt, loadTrainingSet, saveStageModel, type StageRunOptions } from './stage_io';
 
@@ -54,6 +55,15 @@ export interface AlignConfig {
   checkpointEvery: number;
   /** Training sentences per family whose prefixes are cached (memory: ~450 KB each on quick); 0 = all. */
   poolPerFamily: number;
+  /**
+   * Share of the pool whose teacher-forced answer is the frozen MLLM's own greedy completion
+   * instead of the ground truth (the target mask stays the truth's), so the queries train on
+   * answers as wrong as at evaluation. Default 0, the official stage 1 (prompt + ground-truth
+   * answer, lens-official-code-facts.md "What precedes the queries"): at 1 the quick main job's
+   * ten-split cIoU was 25.8 against 26.4, the queries learning to doubt the box without finding
+   * the target otherwise (docs/stage0b-grounding.md, "Stage 1 on its own answers").
+   */
+  ownAnswerFraction: number;
   /** Sentences per cached-prefix prefill batch (speed vs peak memory). */
   cacheChunk: number;
   /** Sentences evaluated per evaluation split after training (0 = no evaluation; -1 = all). */
@@ -72,9 +82,9 @@ export interface AlignConfig {
  * and may pass evalLimit 0. tiny: a handful (tests).
  */
 export const DEFAULT_ALIGN: Record<PresetName, AlignConfig> = {
-  tiny: { steps: 6, batchSize: 4, lr: 3e-3, warmupSteps: 1, minLrRatio: 0.1, gradClip: 1, weightDecay: 0, checkpointEvery: 3, poolPerFamily: 8, cacheChunk: 8, evalLimit: 4, evalBatchSize: 4, maxNewTokens: 24 },
-  quick: { steps: 300, batchSize: 16, lr: 1e-3, warmupSteps: 15, minLrRatio: 0.05, gradClip: 1, weightDecay: 0, checkpointEvery: 100, poolPerFamily: 300, cacheChunk: 32, evalLimit: 50, evalBatchSize: 16, maxNewTokens: DEFAULT_MAX_NEW_TOKENS },
-  paper: { steps: 3000, batchSize: 32, lr: 5e-4, warmupSteps: 150, minLrRatio: 0, gradClip: 1, weightDecay: 0, checkpointEvery: 250, poolPerFamily: 0, cacheChunk: 32, evalLimit: -1, evalBatchSize: 16, maxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  tiny: { steps: 6, batchSize: 4, lr: 3e-3, warmupSteps: 1, minLrRatio: 0.1, gradClip: 1, weightDecay: 0, checkpointEvery: 3, poolPerFamily: 8, ownAnswerFraction: 0, cacheChunk: 8, evalLimit: 4, evalBatchSize: 4, maxNewTokens: 24 },
+  quick: { steps: 300, batchSize: 16, lr: 1e-3, warmupSteps: 15, minLrRatio: 0.05, gradClip: 1, weightDecay: 0, checkpointEvery: 100, poolPerFamily: 300, ownAnswerFraction: 0, cacheChunk: 32, evalLimit: 50, evalBatchSize: 16, maxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  paper: { steps: 3000, batchSize: 32, lr: 5e-4, warmupSteps: 150, minLrRatio: 0, gradClip: 1, weightDecay: 0, checkpointEvery: 250, poolPerFamily: 0, ownAnswerFraction: 0, cacheChunk: 32, evalLimit: -1, evalBatchSize: 16, maxNewTokens: DEFAULT_MAX_NEW_TOKENS },
 };
 
 const ALIGN_RULES = {
@@ -87,6 +97,7 @@ const ALIGN_RULES = {
   weightDecay: rules.nonNegative,
   checkpointEvery: rules.int(1),
   poolPerFamily: rules.int(0),
+  ownAnswerFraction: rules.range(0, 1),
   cacheChunk: rules.int(1),
   evalLimit: rules.int(-1),
   evalBatchSize: rules.int(1),
@@ -283,6 +294,25 @@ export function alignPlan(model: LensModel, cache: PrefixCache, n: number, cfg: 
   };
 }
 
+/**
+ * The examples with the answer of a `fraction` of them (drawn by `rng`) replaced by the
+ * frozen MLLM's own greedy completion: the answer the queries will follow at evaluation.
+ */
+export function withOwnAnswers(
+  model: LensModel,
+  tokenizer: Tokenizer,
+  examples: readonly TrainExample[],
+  fraction: number,
+  rng: Rng,
+  opts: { batchSize: number; maxNewTokens: number; quiet: boolean },
+): TrainExample[] {
+  const chosen = examples.map(() => rng.next() < fraction);
+  const picked = examples.filter((_, i) => chosen[i]);
+  const answers = greedyAnswers(model, tokenizer, picked, { ...opts, label: 'own answers' });
+  let k = 0;
+  return examples.map((e, i) => (chosen[i] ? { ...e, answer: answers[k++]! } : e));
+}
+
 /** Options of runAlign (the convention of every stage). */
 export type AlignRunOptions = StageRunOptions<AlignConfig>;
 
@@ -300,7 +330,8 @@ export async function runAlign(opts: AlignRunOptions): Promise<{ dir: string; me
   try {
     const config = { preset: opts.preset, from, data: resolve(opts.dataRoot), align: cfg, ...(opts.model ? { model: opts.model } : {}) };
     const run = Run.open(opts.out, { kind: 'align', seed: opts.seed, backend, config, resume: opts.resume });
-    const examples = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
+    let examples = await loadTrainingSet(opts.dataRoot, model.config.imageSize, { limitPerFamily: cfg.poolPerFamily || undefined, quiet: opts.quiet ?? false });
+    if (cfg.ownAnswerFraction > 0) examples = withOwnAnswers(model, tokenizer, examples, cfg.ownAnswerFraction, new Rng(opts.seed).fork('own-answers'), { batchSize: cfg.evalBatchSize, maxNewTokens: cfg.maxNewTokens, quiet: opts.quiet ?? false });
     if (examples.length < cfg.batchSize) throw new Error(`align: ${examples.length} training sentences under ${opts.dataRoot}, fewer than batchSize ${cfg.batchSize}`);
     const params = model.stageSplit('stage1').trainable;
     model.setStage('stage1');

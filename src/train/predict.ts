@@ -70,6 +70,41 @@ export function maskLogitsFor(
   });
 }
 
+/**
+ * Greedy completions of a batch of examples' prompts, and their pictures [B, S, S, 3] for
+ * what follows (the caller disposes `images`).
+ */
+function greedyBatch(model: LensModel, tokenizer: Tokenizer, chunk: readonly TrainExample[], maxNewTokens: number): { gen: ReturnType<typeof generate>; images: tf.Tensor4D } {
+  const { images, labels } = imageTensors(chunk, model.config.imageSize);
+  labels.dispose();
+  const visual = model.vision.apply(images); // [B, V, C]
+  try {
+    const prompts = chunk.map((e) => promptIds(tokenizer, e, model.vision.numTokens));
+    return { gen: generate(model.mllm, tokenizer, { prompts, visual }, { greedy: true, numSamples: 1, maxNewTokens }), images };
+  } catch (e) {
+    images.dispose();
+    throw e;
+  } finally {
+    visual.dispose();
+  }
+}
+
+/** The MLLM's greedy completion of each example's prompt, as text (no queries, no SAM). */
+export function greedyAnswers(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): string[] {
+  const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'generate' } = opts;
+  const out: string[] = [];
+  const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
+  for (let s = 0; s < examples.length; s += batchSize) {
+    const chunk = examples.slice(s, s + batchSize);
+    const { gen, images } = greedyBatch(model, tokenizer, chunk, maxNewTokens);
+    images.dispose();
+    out.push(...gen.text);
+    bar.tick(chunk.length);
+  }
+  bar.finish();
+  return out;
+}
+
 /** Box xyxy in input pixels -> COCO xywh in the sample's original pixels (for box_acc50). */
 export function inputBoxToOriginal(box: Box, side: number, height: number, width: number): XywhBox {
   const sx = width / side;
@@ -85,22 +120,12 @@ export function inputBoxToOriginal(box: Box, side: number, height: number, width
 export function predictLens(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): LensPrediction[] {
   const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'predict' } = opts;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`predictLens: batchSize must be an integer >= 1, got ${batchSize}`);
-  const side = model.config.imageSize;
-  const numVisual = model.vision.numTokens;
   const out: LensPrediction[] = [];
   const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
   for (let s = 0; s < examples.length; s += batchSize) {
     const chunk = examples.slice(s, s + batchSize);
-    const { images, labels } = imageTensors(chunk, side);
-    labels.dispose();
+    const { gen, images } = greedyBatch(model, tokenizer, chunk, maxNewTokens);
     try {
-      const visual = model.vision.apply(images); // [B, V, C]
-      let gen: ReturnType<typeof generate>;
-      try {
-        gen = generate(model.mllm, tokenizer, { prompts: chunk.map((e) => promptIds(tokenizer, e, numVisual)), visual }, { greedy: true, numSamples: 1, maxNewTokens });
-      } finally {
-        visual.dispose();
-      }
       const B = chunk.length;
       const T = gen.sequences[0]!.length;
       const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');

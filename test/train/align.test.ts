@@ -10,7 +10,9 @@ import { buildLens } from '../../src/model/presets';
 import { upsampleMaskLogits } from '../../src/model/sam/mask_decoder';
 import type { Tokenizer } from '../../src/model/tokenizer';
 import type { LensModel } from '../../src/model/lens';
-import { alignLoss, alignPlan, PrefixCache, resolveAlignConfig, runAlign } from '../../src/train/align';
+import { alignLoss, alignPlan, PrefixCache, resolveAlignConfig, runAlign, withOwnAnswers } from '../../src/train/align';
+import { greedyAnswers } from '../../src/train/predict';
+import { Rng } from '../../src/random';
 import { disposeBatch, encodeBatch, fitTokenizer, type TrainExample } from '../../src/train/data';
 import { InterruptedRun, trainLoop } from '../../src/train/loop';
 import { Run } from '../../src/train/run';
@@ -110,6 +112,32 @@ describe('stage 1 prefix cache', () => {
       const changed = Array.from(v.dataSync()).some((x, i) => x !== snapshot.get(n)![i]);
       expect([n, changed]).toEqual([n, n.startsWith('context.') || n.startsWith('connector.')]);
     }
+    model.dispose();
+  });
+});
+
+describe('stage 1 on the MLLM\'s own answers (ownAnswerFraction)', () => {
+  it('replaces the drawn share of answers by the greedy completions, the same for the same seed, leaving targets and tensors alone', () => {
+    const model = buildLens('tiny', { seed: 4 });
+    const opts = { batchSize: 5, maxNewTokens: 12, quiet: true };
+    const before = tf.memory().numTensors;
+    const own = greedyAnswers(model, tokenizer, examples, opts);
+    expect(own.length).toBe(examples.length);
+    expect(own.filter((a, i) => a !== examples[i]!.answer).length).toBeGreaterThan(0); // an untrained MLLM does not say the truth
+    expect(withOwnAnswers(model, tokenizer, examples, 0, new Rng(0), opts)).toEqual(examples);
+    const all = withOwnAnswers(model, tokenizer, examples, 1, new Rng(0), opts);
+    expect(all.map((e) => e.answer)).toEqual(own);
+    const half = withOwnAnswers(model, tokenizer, examples, 0.5, new Rng(7), opts);
+    const replaced = half.map((e, i) => e.answer === own[i] && e.answer !== examples[i]!.answer);
+    expect(replaced.filter(Boolean).length).toBeGreaterThan(examples.length / 4);
+    expect(replaced.filter(Boolean).length).toBeLessThan((3 * examples.length) / 4);
+    half.forEach((e, i) => expect(e.answer === examples[i]!.answer || e.answer === own[i]).toBe(true));
+    expect(withOwnAnswers(model, tokenizer, examples, 0.5, new Rng(7), opts).map((e) => e.answer)).toEqual(half.map((e) => e.answer));
+    half.forEach((e, i) => {
+      expect(e.target).toBe(examples[i]!.target);
+      expect(e.box).toEqual(examples[i]!.box);
+    });
+    expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 });
