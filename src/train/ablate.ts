@@ -192,6 +192,18 @@ export function seedList(seeds: number | readonly number[]): number[] {
 
 const hash8 = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 8);
 
+/**
+ * Stage-1 settings added after the committed tables were trained, with the value that trains
+ * as before: left out of run names at that value, so the tables' rows are found again (a
+ * renamed run reads as a missing cell, and `lens ablate` and notebooks 05-07 would retrain it).
+ */
+const ALIGN_ADDED_LATER: Partial<AlignConfig> = { ownAnswerFraction: 0 };
+
+/** The stage-1 config as run names hash it (without ALIGN_ADDED_LATER's fields at their old value). */
+function alignNameConfig(cfg: AlignConfig): Partial<AlignConfig> {
+  return Object.fromEntries(Object.entries(cfg).filter(([k, v]) => ALIGN_ADDED_LATER[k as keyof AlignConfig] !== v));
+}
+
 const log = (quiet: boolean | undefined, msg: string): void => {
   if (!quiet) console.log(`[ablate] ${msg}`);
 };
@@ -271,7 +283,7 @@ function alignRun(ctx: Context, delta: LensConfigDelta, seed: number): { name: s
   const model = canonicalModelDelta(ctx.base, delta);
   const config = { ...ctx.settings.align, evalLimit: 0 };
   const cfg = resolveAlignConfig(ctx.preset, config);
-  const name = `align-M${model.context!.numQueries}-${model.connector!.kind}-${hash8({ cfg, model })}-s${seed}`;
+  const name = `align-M${model.context!.numQueries}-${model.connector!.kind}-${hash8({ cfg: alignNameConfig(cfg), model })}-s${seed}`;
   const dir = join(ctx.out, 'runs', name);
   return {
     name,
