@@ -8,9 +8,8 @@
  */
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend';
-import type { Family } from '../src/data/index';
 import { boxHit } from '../src/eval/metrics';
-import { parseBox } from '../src/model/answer';
+import { parseBox, type Box } from '../src/model/answer';
 import { loadExamples } from '../src/train/data';
 import { greedyAnswers, inputBoxToOriginal } from '../src/train/predict';
 import { loadStageModel, TRAIN_FAMILIES } from '../src/train/stage_io';
@@ -21,14 +20,17 @@ if (!from) throw new Error('usage: npx tsx experiments/own_answers.ts STAGE_RUN_
 await initBackend({ quiet: true });
 const { model, tokenizer } = loadStageModel(from);
 const side = model.config.imageSize;
-const xywh = (b: readonly number[]) => inputBoxToOriginal(b as [number, number, number, number], side, side, side);
+const xywh = (b: Box) => inputBoxToOriginal(b, side, side, side);
 console.log('family\tsplit\tsentences\tbox Acc@0.5');
 for (const family of TRAIN_FAMILIES) {
   for (const split of ['train', 'val']) {
     // the first sentences of the split, as stage 1's pool takes them (poolPerFamily)
-    const exs = await loadExamples(values.data, family as Family, split, { imageSize: side, limit: Number(values.n), allSentences: split === 'train', quiet: true });
+    const exs = await loadExamples(values.data, family, split, { imageSize: side, limit: Number(values.n), allSentences: split === 'train', quiet: true });
     const answers = greedyAnswers(model, tokenizer, exs, { batchSize: 32 });
-    const hits = answers.filter((a, i) => boxHit(parseBox(a) && xywh(parseBox(a)!), xywh(exs[i]!.box))).length;
+    const hits = answers.filter((a, i) => {
+      const box = parseBox(a);
+      return boxHit(box && xywh(box), xywh(exs[i]!.box));
+    }).length;
     console.log(`${family}\t${split}\t${exs.length}\t${(hits / exs.length).toFixed(2)}`);
   }
 }

@@ -234,6 +234,7 @@ typedef struct {
  * product may use fused multiply-adds like any sgemm (the element-wise kernels keep
  * exact stock rounding).
  */
+#ifdef __AVX512F__ /* see small_gemm below */
 /* LENS_NATIVE_SMALL_GEMM=0 turns the micro-kernel off (A/B measurements). */
 static int small_off = -1;
 static int getenv_small_off(void) {
@@ -287,6 +288,7 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 SMALL_GEMM(1)
 SMALL_GEMM(2)
 SMALL_GEMM(4)
+#endif
 
 /* Uses the micro-kernel when it applies; returns 0 to let OpenBLAS do it. Only where the
    compiler has 512-bit registers (AVX-512): its 6 x N/16 accumulators of 16 floats fit the 32
@@ -296,17 +298,15 @@ SMALL_GEMM(4)
    the whole step 716 ms against 420. */
 static int small_gemm(const float *a, int lda, int ta, int tb, const float *b, int ldb, float *c, int ldc, int m, int n,
                       int k, float beta) {
-#ifndef __AVX512F__
-  (void)a, (void)lda, (void)ta, (void)tb, (void)b, (void)ldb, (void)c, (void)ldc, (void)m, (void)n, (void)k, (void)beta;
-  return 0;
-#endif
+#ifdef __AVX512F__
   if (tb || m < 6 || k < 1 || getenv_small_off()) return 0;
   switch (n) {
     case 16: small_gemm_1(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
     case 32: small_gemm_2(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
     case 64: small_gemm_4(a, lda, ta, b, ldb, c, ldc, m, k, beta); return 1;
-    default: return 0;
   }
+#endif
+  return 0;
 }
 
 static void gemm_task(void *ctx, size_t task) {

@@ -70,6 +70,10 @@ export function maskLogitsFor(
   });
 }
 
+function checkBatchSize(where: string, batchSize: number): void {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${where}: batchSize must be an integer >= 1, got ${batchSize}`);
+}
+
 /**
  * Greedy completions of a batch of examples' prompts, and their pictures [B, S, S, 3] for
  * what follows (the caller disposes `images`).
@@ -92,6 +96,7 @@ function greedyBatch(model: LensModel, tokenizer: Tokenizer, chunk: readonly Tra
 /** The MLLM's greedy completion of each example's prompt, as text (no queries, no SAM). */
 export function greedyAnswers(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): string[] {
   const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'generate' } = opts;
+  checkBatchSize('greedyAnswers', batchSize);
   const out: string[] = [];
   const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
   for (let s = 0; s < examples.length; s += batchSize) {
@@ -119,7 +124,7 @@ export function inputBoxToOriginal(box: Box, side: number, height: number, width
  */
 export function predictLens(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): LensPrediction[] {
   const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'predict' } = opts;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`predictLens: batchSize must be an integer >= 1, got ${batchSize}`);
+  checkBatchSize('predictLens', batchSize);
   const out: LensPrediction[] = [];
   const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
   for (let s = 0; s < examples.length; s += batchSize) {
