@@ -656,7 +656,8 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
 /* Softmax over the last axis.                                                */
 /* ------------------------------------------------------------------------- */
 
-/* exp(x) for float, branch-free so loops over it vectorise: Cody-Waite range
+/* exp(x) for float, branch-free so loops over it vectorise (given -fno-trapping-math,
+   binding.gyp; GCC 12 keeps them scalar without it): Cody-Waite range
    reduction x = n ln2 + r, |r| <= ln2 / 2, then a degree-6 polynomial for e^r and
    2^n from the exponent bits (the scheme of Cephes expf / XNNPACK's exp). Relative
    error about 2 ulp; below -87.3 the result flushes to 0, as a softmax wants. */
