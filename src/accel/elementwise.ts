@@ -1,15 +1,15 @@
 /**
  * Element-wise kernels for the wasm backend on the native addon: the broadcasting
- * binary ops (Add, Sub, Multiply, RealDiv, SquaredDifference), Sigmoid, Softmax and
- * Transpose, which
- * dominate a training step once its matmuls are fast (bench --profile). They replace
- * tfjs-backend-wasm 4.22's kernels of the same names (kernels/binary_kernel.ts,
- * Softmax.ts) for float32 inputs, with the same numpy broadcasting
- * (tf.broadcast_util); other dtypes keep the stock kernels. The arithmetic is the
- * same IEEE float32 operation, so binary results are bit-identical; Softmax and
- * Sigmoid use a polynomial exp (about 2 ulp, as XNNPACK's), Softmax max-subtracted
- * like the stock kernel. All of them split across the addon's threads (the stock
- * wasm kernels run on one core).
+ * binary ops (Add, Sub, Multiply, RealDiv, SquaredDifference), Sigmoid, Exp, Softmax
+ * and Transpose, which dominate a training step once its matmuls are fast (bench
+ * --profile). They replace tfjs-backend-wasm 4.22's kernels of the same names
+ * (kernels/binary_kernel.ts, Softmax.ts) for float32 inputs, with the same numpy
+ * broadcasting (tf.broadcast_util); other dtypes keep the stock kernels. The
+ * arithmetic is the same IEEE float32 operation, so binary results are bit-identical;
+ * Softmax, Sigmoid and Exp use a polynomial exp (about 2 ulp, as XNNPACK's; e^x is 0
+ * below x = -87.3, where the stock kernel still gives subnormals), Softmax
+ * max-subtracted like the stock kernel. All of them split across the addon's threads
+ * (the stock wasm kernels run on one core).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native';
@@ -105,15 +105,18 @@ export function makeSoftmax(addon: NativeAddon, stock: tf.KernelFunc) {
   };
 }
 
-/** Sigmoid kernel: 1 / (1 + e^-x), float32 (other dtypes: stock). */
-export function makeSigmoid(addon: NativeAddon, stock: tf.KernelFunc) {
+/** Op codes of the addon's unary kernel (enum UN_* in native/lens_accel.c). */
+export const UNARY_OPS = { Sigmoid: 0, Exp: 1 } as const;
+
+/** Sigmoid (1 / (1 + e^-x)) or Exp kernel, float32 (other dtypes: stock). */
+export function makeUnary(addon: NativeAddon, stock: tf.KernelFunc, op: number) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { x } = args.inputs;
     if (x.dtype !== 'float32') return stock(args as never) as tf.TensorInfo;
     const backend = args.backend;
     const out = backend.makeOutput(x.shape, 'float32');
     const n = tf.util.sizeFromShape(x.shape);
-    if (n > 0) addon.unary(heapBuffer(backend), offsetOf(backend, x), offsetOf(backend, out), n, 0);
+    if (n > 0) addon.unary(heapBuffer(backend), offsetOf(backend, x), offsetOf(backend, out), n, op);
     return out;
   };
 }

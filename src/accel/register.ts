@@ -6,9 +6,9 @@
  *   (Conv2DBackpropFilter, UnsortedSegmentSum, Einsum). Always registered, with a
  *   JavaScript fallback when the addon is absent.
  * - replacements: faster versions of stock kernels, on the native addon
- *   (BatchMatMul, _FusedMatMul, Sum, Mean, Softmax, Sigmoid, Transpose, the
+ *   (BatchMatMul, _FusedMatMul, Sum, Mean, Softmax, Sigmoid, Exp, Transpose, the
  *   broadcasting binary ops),
- *   plus the buffer-sharing Identity / Cast.
+ *   plus the buffer-sharing Identity / Cast and the block-copying GatherV2 (JavaScript).
  *   Registered only when the addon loads; `setWasmAccel(false)` puts the stock
  *   kernels back (the benchmark interleaves both in one process, tests compare them).
  */
@@ -18,7 +18,8 @@ import { installFusedGradients, makeGradKernel, SIGMOID_GRAD_KERNEL, SOFTMAX_GRA
 import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, makeLayerNormGradKernel, makeLayerNormKernel } from './layernorm';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
-import { BINARY_OPS, makeBinary, makeSigmoid, makeSoftmax, makeTranspose } from './elementwise';
+import { BINARY_OPS, makeBinary, makeSoftmax, makeTranspose, makeUnary, UNARY_OPS } from './elementwise';
+import { makeGather } from './gather';
 import { makeCast, makeIdentity, makeMean, makeSum } from './reduce-share';
 import { makeConv2DBackpropFilter, makeEinsum, makeUnsortedSegmentSum } from './training-kernels';
 import { looksLikeWasmBackend, type WasmKernelFunc } from './wasm-backend';
@@ -44,11 +45,12 @@ const REPLACEMENTS: Record<string, Maker> = {
   Sum: makeSum,
   Mean: makeMean,
   Softmax: makeSoftmax,
-  Sigmoid: makeSigmoid,
+  ...Object.fromEntries(Object.entries(UNARY_OPS).map(([name, op]) => [name, (addon: NativeAddon, stock: tf.KernelFunc) => makeUnary(addon, stock, op)])),
   Transpose: makeTranspose,
   ...Object.fromEntries(Object.entries(BINARY_OPS).map(([name, op]) => [name, (addon: NativeAddon, stock: tf.KernelFunc) => makeBinary(addon, stock, op)])),
   Identity: (_a, stock) => makeIdentity(stock),
   Cast: (_a, stock) => makeCast(stock),
+  GatherV2: (_a, stock) => makeGather(stock),
 };
 
 /** Kernels with no stock counterpart, registered only while the native kernels are on. */

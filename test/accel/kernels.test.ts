@@ -44,7 +44,7 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     const s = wasmAccelStatus();
     expect(s?.native).toBe(true);
     expect(s?.detail).toMatch(/^native sgemm: OpenBLAS/);
-    expect(s?.replaced).toEqual(expect.arrayContaining(['BatchMatMul', '_FusedMatMul', 'Sum', 'Mean', 'Softmax', 'Add', 'Multiply', 'Identity', 'Cast']));
+    expect(s?.replaced).toEqual(expect.arrayContaining(['BatchMatMul', '_FusedMatMul', 'Sum', 'Mean', 'Softmax', 'Sigmoid', 'Exp', 'GatherV2', 'Add', 'Multiply', 'Identity', 'Cast']));
   });
 
   it('matMul: every transpose combination, ranks 2-4, odd sizes, batch broadcasting', async () => {
@@ -196,6 +196,41 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     expectAllClose(out.subarray(0, 7), [0, 0, 0, 0.5, 1, 1, 1], 'sigmoid ends', 0, 1e-30);
     expect(Number.isNaN(out[7])).toBe(true);
     tf.dispose([x, edge]);
+  });
+
+  it('exp, including saturated and NaN inputs', () => {
+    const rng = new Rng(14);
+    const x = tf.mul(randn(rng, [3, 10007]), 8);
+    sameAsStock('exp', () => tf.exp(x), 1e-6, 0);
+    // below -87.3 the result flushes to 0 (stock: subnormals down to 1e-45), as a softmax wants
+    const edge = tf.tensor([-1000, -88, -87, 0, 1, 88, NaN]);
+    const out = runWith(true, () => tf.exp(edge))[0];
+    expectAllClose(out.subarray(0, 6), [0, 0, Math.exp(-87), 1, Math.E, Math.exp(88)], 'exp ends', 1e-6, 0);
+    expect(Number.isNaN(out[6])).toBe(true);
+    tf.dispose([x, edge]);
+  });
+
+  it('gather: every axis, short and long rows, int32 values, the same as stock to the bit', () => {
+    const rng = new Rng(15);
+    const x = randn(rng, [4, 6, 40]);
+    const xi = tf.cast(tf.mul(x, 100), 'int32');
+    const idx = tf.tensor1d([5, 0, 5, 2], 'int32');
+    const idx2 = tf.tensor2d([[1, 3], [0, 0], [3, 1]], [3, 2], 'int32');
+    sameAsStock('gather axis 0', () => tf.gather(x, tf.tensor1d([3, 1, 1], 'int32')), 0, 0);
+    sameAsStock('gather axis 1', () => tf.gather(x, idx, 1), 0, 0);
+    sameAsStock('gather axis 2 (short rows)', () => tf.gather(x, idx, 2), 0, 0);
+    sameAsStock('gather 2-d indices', () => tf.gather(x, idx2, 0), 0, 0);
+    sameAsStock('gather int32', () => tf.cast(tf.gather(xi, idx, 1), 'float32'), 0, 0);
+    const shape = runWith(true, () => tf.gather(x, idx2, 1))[0];
+    expect(shape.length).toBe(4 * 3 * 2 * 40);
+    tf.dispose([x, xi, idx, idx2]);
+  });
+
+  it('gather refuses an out-of-range index as the stock kernel does', () => {
+    const x = tf.zeros([3, 20]);
+    const bad = tf.tensor1d([0, 3], 'int32');
+    expect(() => tf.gather(x, bad)).toThrow(/GatherV2: the index value 3 is not in \[0, 2\]/);
+    tf.dispose([x, bad]);
   });
 
   it('transpose: head split / merge permutations, size-1 dims, int32, identity shares the buffer', () => {
