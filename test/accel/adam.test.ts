@@ -77,7 +77,7 @@ describe("training's AdamW on the fused kernel", () => {
       const before = tf.memory().numTensors;
       const a = tf.tidy(() => tf.variable(tf.tensor2d(Float32Array.from({ length: 12 }, () => rng.normal(0, 1)), [3, 4])));
       const b = tf.tidy(() => tf.variable(tf.tensor1d(Float32Array.from({ length: 5 }, () => rng.normal(0, 1)))));
-      const opt = new AdamW(new Map([['vision.a', a], ['b', b]]), { weightDecay });
+      const opt = new AdamW(new Map<string, tf.Variable>([['vision.a', a], ['b', b]]), { weightDecay });
       for (let s = 0; s < 5; s++) {
         const g = { 'vision.a': tf.tensor2d(Float32Array.from({ length: 12 }, () => rng.normal(0, 1)), [3, 4]), b: tf.tensor1d(Float32Array.from({ length: 5 }, () => rng.normal(0, 1e-3))) };
         opt.apply(g, 0.01 * (s + 1), (n) => (n.startsWith('vision.') ? 0.1 : 1));
