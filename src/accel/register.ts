@@ -8,7 +8,8 @@
  * - replacements: faster versions of stock kernels, on the native addon
  *   (BatchMatMul, _FusedMatMul, Sum, Mean, Softmax, Sigmoid, Exp, Transpose, the
  *   broadcasting binary ops),
- *   plus the buffer-sharing Identity / Cast and the block-copying GatherV2 (JavaScript).
+ *   plus the buffer-sharing Identity / Cast, the block-copying GatherV2 / Tile (JavaScript)
+ *   and Conv2DBackpropInput at stride 1 as a conv2d.
  *   Registered only when the addon loads; `setWasmAccel(false)` puts the stock
  *   kernels back (the benchmark interleaves both in one process, tests compare them).
  */
@@ -19,7 +20,8 @@ import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, makeLayerNormGradKernel, mak
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
 import { BINARY_OPS, makeBinary, makeSoftmax, makeTranspose, makeUnary, UNARY_OPS } from './elementwise';
-import { makeGather } from './gather';
+import { makeConv2DBackpropInput } from './conv-input-grad';
+import { makeGather, makeTile } from './copy-kernels';
 import { makeCast, makeIdentity, makeMean, makeSum } from './reduce-share';
 import { makeConv2DBackpropFilter, makeEinsum, makeUnsortedSegmentSum } from './training-kernels';
 import { looksLikeWasmBackend, type WasmKernelFunc } from './wasm-backend';
@@ -51,6 +53,8 @@ const REPLACEMENTS: Record<string, Maker> = {
   Identity: (_a, stock) => makeIdentity(stock),
   Cast: (_a, stock) => makeCast(stock),
   GatherV2: (_a, stock) => makeGather(stock),
+  Tile: (_a, stock) => makeTile(stock),
+  Conv2DBackpropInput: (_a, stock) => makeConv2DBackpropInput(stock),
 };
 
 /** Kernels with no stock counterpart, registered only while the native kernels are on. */

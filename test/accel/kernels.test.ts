@@ -44,7 +44,7 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     const s = wasmAccelStatus();
     expect(s?.native).toBe(true);
     expect(s?.detail).toMatch(/^native sgemm: OpenBLAS/);
-    expect(s?.replaced).toEqual(expect.arrayContaining(['BatchMatMul', '_FusedMatMul', 'Sum', 'Mean', 'Softmax', 'Sigmoid', 'Exp', 'GatherV2', 'Add', 'Multiply', 'Identity', 'Cast']));
+    expect(s?.replaced).toEqual(expect.arrayContaining(['BatchMatMul', '_FusedMatMul', 'Sum', 'Mean', 'Softmax', 'Sigmoid', 'Exp', 'GatherV2', 'Tile', 'Conv2DBackpropInput', 'Add', 'Multiply', 'Identity', 'Cast']));
   });
 
   it('matMul: every transpose combination, ranks 2-4, odd sizes, batch broadcasting', async () => {
@@ -224,6 +224,34 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
     const shape = runWith(true, () => tf.gather(x, idx2, 1))[0];
     expect(shape.length).toBe(4 * 3 * 2 * 40);
     tf.dispose([x, xi, idx, idx2]);
+  });
+
+  it('tile and broadcastTo: every axis, short and long rows, int32, the same as stock to the bit', () => {
+    const rng = new Rng(16);
+    const x = randn(rng, [2, 3, 20]);
+    const xi = tf.cast(tf.mul(x, 100), 'int32');
+    const e = randn(rng, [1, 1, 1, 8]);
+    for (const reps of [[1, 1, 1], [3, 1, 1], [1, 2, 1], [1, 1, 4], [2, 3, 2]]) {
+      sameAsStock(`tile ${reps}`, () => tf.tile(x, reps), 0, 0);
+      sameAsStock(`tile int32 ${reps}`, () => tf.cast(tf.tile(xi, reps), 'float32'), 0, 0);
+    }
+    sameAsStock('broadcastTo a dense prompt', () => tf.broadcastTo(e, [3, 4, 5, 8]), 0, 0);
+    sameAsStock('tile rank 1', () => tf.tile(tf.tensor1d([1, 2, 3]), [4]), 0, 0);
+    tf.dispose([x, xi, e]);
+  });
+
+  it('conv2d input gradient at stride 1 (a flipped-filter conv2d): same/valid/explicit pads, odd sizes; stride 2 stays stock', () => {
+    const rng = new Rng(17);
+    const x = randn(rng, [2, 7, 5, 3]) as tf.Tensor4D;
+    for (const [k, pad] of [[3, 'same'], [3, 'valid'], [1, 'valid'], [2, 'same'], [3, [[0, 0], [1, 1], [1, 1], [0, 0]]], [3, [[0, 0], [2, 0], [0, 1], [0, 0]]]] as const) {
+      const w = randn(rng, [k, k, 3, 4]) as tf.Tensor4D;
+      const f = (t: tf.Tensor) => tf.sum(tf.square(tf.conv2d(t as tf.Tensor4D, w, 1, pad as never)));
+      sameAsStock(`conv2d dx k${k} ${JSON.stringify(pad)}`, () => tf.grad(f)(x), 1e-5, 1e-5);
+      w.dispose();
+    }
+    const w = randn(rng, [3, 3, 3, 4]) as tf.Tensor4D;
+    sameAsStock('conv2d dx stride 2', () => tf.grad((t: tf.Tensor) => tf.sum(tf.conv2d(t as tf.Tensor4D, w, 2, 'same')))(x), 1e-5, 1e-5);
+    tf.dispose([x, w]);
   });
 
   it('gather refuses an out-of-range index as the stock kernel does', () => {
