@@ -24,6 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LensModel } from '../model/lens';
+import { disposeCache, type MLLM } from '../model/mllm';
 import { tokenCrossEntropy } from '../model/losses';
 import { Linear, Module } from '../model/nn';
 import { IMAGE_ID, type Tokenizer } from '../model/tokenizer';
@@ -123,6 +124,36 @@ export interface GroundingLossTerms {
 }
 
 /**
+ * Teacher-forced answer cross-entropy from final-norm states hidden [B, T(+M), C]: the
+ * state at t predicts token t+1, scored where token t+1 is an answer token (mask [B, T]),
+ * averaged over those tokens. The same number as tokenCrossEntropy over all T - 1
+ * positions, with the vocabulary head and log-softmax run on the answer rows only (a
+ * third of a stage-0b row is answer; the rest are visual and prompt tokens).
+ */
+export function answerCrossEntropy(mllm: MLLM, hidden: tf.Tensor3D, tokens: tf.Tensor2D, answerMask: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const [B, T] = tokens.shape;
+    const [, L, C] = hidden.shape;
+    const mask = answerMask.dataSync();
+    const ids = tokens.dataSync();
+    const rows: number[] = [];
+    const targets: number[] = [];
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t + 1 < T; t++) {
+        if (mask[b * T + t + 1] === 0) continue;
+        rows.push(b * L + t);
+        targets.push(ids[b * T + t + 1]!);
+      }
+    }
+    if (rows.length === 0) return tf.mul(tf.sum(hidden), 0) as tf.Scalar; // no answer token: 0, with a (zero) gradient
+    const states = tf.gather(tf.reshape(hidden, [B * L, C]), tf.tensor1d(rows, 'int32')); // [R, C]
+    const logits = mllm.lmLogits(tf.expandDims(states, 0) as tf.Tensor3D); // [1, R, vocab]
+    const one = tf.ones([1, rows.length]) as tf.Tensor2D;
+    return tokenCrossEntropy(logits, tf.tensor2d(targets, [1, rows.length], 'int32'), one);
+  });
+}
+
+/**
  * The SFT answer cross-entropy plus the grounding losses of `w` (see the file header).
  * With both weights 0 it is stage 0b's plain SFT (the same number as `sftLoss`).
  */
@@ -132,18 +163,15 @@ export function groundingLosses(m: GroundingModule, tok: Tokenizer, b: Batch, w:
     const usePointer = w.pointerWeight > 0;
     const usePlace = w.placeWeight > 0 && m.placeHead !== null;
     const visual = model.vision.apply(b.images);
-    const out = model.mllm.forward(
+    const out = model.mllm.prefill(
       { tokens: b.tokens, attentionMask: b.attentionMask, visual },
-      usePointer ? { attentionOf: { layer: w.pointerLayer, head: 0 } } : {},
+      { logits: 'none', ...(usePointer ? { attentionOf: { layer: w.pointerLayer, head: 0 } } : {}) },
     );
-    const [B, T, V] = out.logits.shape;
-    const sft = tokenCrossEntropy(
-      tf.slice(out.logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D,
-      tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D,
-      tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D,
-    );
+    disposeCache(out.cache);
+    const sft = answerCrossEntropy(model.mllm, out.hidden, b.tokens, b.answerMask);
     const zero = tf.scalar(0);
     if (!usePointer && !usePlace) return { loss: sft, sft, pointer: zero, pointerHit: zero, place: zero };
+    const [B, T] = b.tokens.shape;
     const nv = model.vision.numTokens;
     const shares = cellShares(b.labels, Math.round(Math.sqrt(nv))); // [B, nv]
     const pos = groundingPositions(b.tokens.arraySync(), tok);

@@ -39,14 +39,15 @@ import { loadSplit, maskBbox, readSampleImage, resizeRgb, type Family } from '..
 import { isFormatValid, parseBox, type Box } from '../model/answer';
 import { generate } from '../model/generate';
 import type { LensModel } from '../model/lens';
-import { segLoss, tokenCrossEntropy } from '../model/losses';
+import { disposeCache } from '../model/mllm';
+import { segLoss } from '../model/losses';
 import { buildLens, loadLens, saveLens, type PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
 import { buildPrompt, Tokenizer, UNK_ID } from '../model/tokenizer';
 import { Rng } from '../random';
 import type { Row } from '../util/arrow';
 import { disposeBatch, encodeBatch, fitTokenizer, imageTensors, batchIndices, loadExamples, promptIds, resizeMaskNearest, generatedExamples, type Batch, type SftExample, type TrainExample } from './data';
-import { GroundingModule, groundingLosses } from './grounding';
+import { answerCrossEntropy, GroundingModule, groundingLosses } from './grounding';
 import { runStage0v, V_BASE, V_RULES, type Stage0vConfig } from './stage0v';
 import { stage0Loop, trainLoop, type StepPlan } from './loop';
 import { Run, runIsDone } from './run';
@@ -580,13 +581,9 @@ export function evaluateSam(model: LensModel, items: readonly SamInstance[], { b
 export function sftLoss(model: LensModel, b: Batch): tf.Scalar {
   return tf.tidy(() => {
     const visual = model.vision.apply(b.images); // [B, V, C]
-    const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual });
-    hidden.dispose();
-    const [B, T, V] = logits.shape;
-    const lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D; // [B, T-1, V] predicts tokens 1..T-1
-    const tg = tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D;
-    const mk = tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D;
-    return tokenCrossEntropy(lg, tg, mk);
+    const { hidden, cache } = model.mllm.prefill({ tokens: b.tokens, attentionMask: b.attentionMask, visual }, { logits: 'none' });
+    disposeCache(cache);
+    return answerCrossEntropy(model.mllm, hidden, b.tokens, b.answerMask);
   });
 }
 

@@ -6,12 +6,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend';
 import { ensureBenchmark } from '../../src/data/generate/benchmark';
+import { tokenCrossEntropy } from '../../src/model/losses';
 import { buildLens } from '../../src/model/presets';
 import { formatQuestion, IMAGE_ID } from '../../src/model/tokenizer';
 import { readArrow } from '../../src/util/arrow';
 import { readSafetensors } from '../../src/util/safetensors';
 import { disposeBatch, encodeBatch, fitTokenizer, loadExamples } from '../../src/train/data';
-import { cellShares, groundingLosses, GroundingModule, groundingPositions } from '../../src/train/grounding';
+import { answerCrossEntropy, cellShares, groundingLosses, GroundingModule, groundingPositions } from '../../src/train/grounding';
 import { InterruptedRun } from '../../src/train/loop';
 import { runStage0b, sftLoss } from '../../src/train/stage0';
 
@@ -80,6 +81,38 @@ describe('grounding pieces', () => {
     expect(tf.memory().numTensors).toBe(before);
     disposeBatch(b);
     model.dispose();
+  });
+
+  it('answerCrossEntropy: the all-positions token cross-entropy, value and gradients, from the answer rows only; no tensor left', async () => {
+    const ex = await loadExamples(data, 'refcoco', 'train', { imageSize: 64, limit: 3, quiet: true });
+    const tok = fitTokenizer(ex);
+    for (const tie of [true, false]) {
+      const model = buildLens({ preset: 'tiny', mllm: { vocabSize: 512, tieWordEmbeddings: tie } }, { seed: 3 });
+      const b = encodeBatch(tok, ex, { numVisual: model.vision.numTokens, side: 64, withAnswer: true });
+      const before = tf.memory().numTensors;
+      const vars = model.namedParameters().map(([, v]) => v);
+      const run = (rowsOnly: boolean) => {
+        const { value, grads } = tf.variableGrads(() => {
+          const { logits, hidden } = model.mllm.forward({ tokens: b.tokens, attentionMask: b.attentionMask, visual: model.vision.apply(b.images) });
+          if (rowsOnly) return answerCrossEntropy(model.mllm, hidden, b.tokens, b.answerMask);
+          const [B, T, V] = logits.shape;
+          return tokenCrossEntropy(tf.slice(logits, [0, 0, 0], [B, T - 1, V]) as tf.Tensor3D, tf.slice(b.tokens, [0, 1], [B, T - 1]) as tf.Tensor2D, tf.slice(b.answerMask, [0, 1], [B, T - 1]) as tf.Tensor2D);
+        }, vars);
+        const out = { loss: value.dataSync()[0]!, g: vars.map((v) => (grads[v.name] ? Array.from(grads[v.name]!.dataSync()) : [])) };
+        tf.dispose([value, ...Object.values(grads)]);
+        return out;
+      };
+      const ref = run(false);
+      const rows = run(true);
+      expect(rows.loss).toBeGreaterThan(5); // ~log(vocab) at initialisation
+      expect(rows.loss).toBeCloseTo(ref.loss, 5);
+      expect(rows.g.map((g) => g.length)).toEqual(ref.g.map((g) => g.length));
+      const off = rows.g.flatMap((g, i) => g.filter((x, j) => !(Math.abs(x - ref.g[i]![j]!) <= 1e-5 + 1e-4 * Math.abs(ref.g[i]![j]!))));
+      expect(off).toEqual([]);
+      expect(tf.memory().numTensors).toBe(before);
+      disposeBatch(b);
+      model.dispose();
+    }
   });
 
   it('groundingLosses: plain SFT when both weights are 0; the pointer trains only the blocks up to its layer, the place loss its head; no tensor left', async () => {
