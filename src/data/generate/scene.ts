@@ -324,6 +324,8 @@ export function paintBackground(rng: Rng, size: number): { rgb: Float32Array; ki
   const angle = rng.pick([0, 45, 90, 135]) * (Math.PI / 180);
   const [ca, sa] = [Math.cos(angle), Math.sin(angle)];
   const gradAngle = rng.uniform(0, TAU);
+  // defined once: a closure made per pixel costs more than the pixel (tsx's keepNames wraps each)
+  const at = (i: number, j: number): number => lattice[j * (grid + 1) + i]!;
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       let t: number;
@@ -334,7 +336,6 @@ export function paintBackground(rng: Rng, size: number): { rgb: Float32Array; ki
         const iy = Math.floor(gy);
         const fx = gx - ix;
         const fy = gy - iy;
-        const at = (i: number, j: number): number => lattice[j * (grid + 1) + i]!;
         t = (at(ix, iy) * (1 - fx) + at(ix + 1, iy) * fx) * (1 - fy) + (at(ix, iy + 1) * (1 - fx) + at(ix + 1, iy + 1) * fx) * fy;
       } else if (kind === 'stripes') {
         t = Math.floor((x * ca + y * sa) / period) % 2 === 0 ? 0 : 1;
