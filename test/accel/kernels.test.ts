@@ -61,6 +61,9 @@ describe.skipIf(!HAVE_NATIVE)('native kernels vs stock wasm kernels', () => {
       [[8, 64, 48], [8, 48, 64]], // batches spread over threads; N = 64: the small-N micro-kernel
       [[3, 23, 45], [3, 45, 32]], // N = 32 (attention head size), rows not a multiple of 6
       [[2, 7, 5], [2, 5, 16]], // N = 16
+      [[2, 4, 1, 32], [2, 4, 32, 37]], // one decoded token per head: the plain-loop path (M <= 4), k a multiple of 8
+      [[3, 3, 13], [3, 13, 5]], // M = 3, k with a tail
+      [[4, 19], [19, 9]], // M = 4, rank 2
     ];
     const swap = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]] : s);
     for (const [sa, sb] of cases) {
