@@ -9,13 +9,10 @@
  * non-float32 keep the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ConvBackpropAttrs } from './training-kernels';
 import { callKernel, disposeInfo, type KernelArgs } from './wasm-backend';
 
-interface Conv2DBackpropInputAttrs {
-  strides: [number, number] | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+interface Conv2DBackpropInputAttrs extends ConvBackpropAttrs {
   inputShape: [number, number, number, number];
 }
 

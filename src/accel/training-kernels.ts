@@ -17,11 +17,15 @@ import { callKernel, disposeInfo, heapBuffer, offsetOf, type KernelArgs, type Wa
 /** Largest im2col scratch matrix, in floats (64 MiB): bigger batches are done in chunks. */
 const IM2COL_MAX_FLOATS = 16 * 1024 * 1024;
 
-interface Conv2DBackpropFilterAttrs {
+/** The attributes tfjs gives both conv2d gradient kernels (the filter's or the input's shape besides). */
+export interface ConvBackpropAttrs {
   strides: [number, number] | number;
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+interface Conv2DBackpropFilterAttrs extends ConvBackpropAttrs {
   filterShape: [number, number, number, number];
 }
 
