@@ -70,43 +70,47 @@ export function maskLogitsFor(
   });
 }
 
-function checkBatchSize(where: string, batchSize: number): void {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${where}: batchSize must be an integer >= 1, got ${batchSize}`);
-}
-
 /**
- * Greedy completions of a batch of examples' prompts, and their pictures [B, S, S, 3] for
- * what follows (the caller disposes `images`).
+ * Greedy generation over `examples` in batches: per batch, the pictures [B, S, S, 3] and the
+ * completions go to `use`; the pictures are disposed after it. `where` names the caller in errors.
  */
-function greedyBatch(model: LensModel, tokenizer: Tokenizer, chunk: readonly TrainExample[], maxNewTokens: number): { gen: ReturnType<typeof generate>; images: tf.Tensor4D } {
-  const { images, labels } = imageTensors(chunk, model.config.imageSize);
-  labels.dispose();
-  const visual = model.vision.apply(images); // [B, V, C]
-  try {
-    const prompts = chunk.map((e) => promptIds(tokenizer, e, model.vision.numTokens));
-    return { gen: generate(model.mllm, tokenizer, { prompts, visual }, { greedy: true, numSamples: 1, maxNewTokens }), images };
-  } catch (e) {
-    images.dispose();
-    throw e;
-  } finally {
-    visual.dispose();
+function eachGreedyBatch(
+  where: string,
+  model: LensModel,
+  tokenizer: Tokenizer,
+  examples: readonly TrainExample[],
+  opts: PredictOptions,
+  use: (chunk: readonly TrainExample[], gen: ReturnType<typeof generate>, images: tf.Tensor4D) => void,
+): void {
+  const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = where } = opts;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${where}: batchSize must be an integer >= 1, got ${batchSize}`);
+  const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
+  for (let s = 0; s < examples.length; s += batchSize) {
+    const chunk = examples.slice(s, s + batchSize);
+    const { images, labels } = imageTensors(chunk, model.config.imageSize);
+    labels.dispose();
+    try {
+      const visual = model.vision.apply(images); // [B, V, C]
+      let gen: ReturnType<typeof generate>;
+      try {
+        const prompts = chunk.map((e) => promptIds(tokenizer, e, model.vision.numTokens));
+        gen = generate(model.mllm, tokenizer, { prompts, visual }, { greedy: true, numSamples: 1, maxNewTokens });
+      } finally {
+        visual.dispose();
+      }
+      use(chunk, gen, images);
+    } finally {
+      images.dispose();
+    }
+    bar.tick(chunk.length);
   }
+  bar.finish();
 }
 
 /** The MLLM's greedy completion of each example's prompt, as text (no queries, no SAM). */
 export function greedyAnswers(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): string[] {
-  const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'generate' } = opts;
-  checkBatchSize('greedyAnswers', batchSize);
   const out: string[] = [];
-  const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
-  for (let s = 0; s < examples.length; s += batchSize) {
-    const chunk = examples.slice(s, s + batchSize);
-    const { gen, images } = greedyBatch(model, tokenizer, chunk, maxNewTokens);
-    images.dispose();
-    out.push(...gen.text);
-    bar.tick(chunk.length);
-  }
-  bar.finish();
+  eachGreedyBatch('greedyAnswers', model, tokenizer, examples, { label: 'generate', ...opts }, (_, gen) => out.push(...gen.text));
   return out;
 }
 
@@ -123,45 +127,34 @@ export function inputBoxToOriginal(box: Box, side: number, height: number, width
  * size, threshold > 0. Leaves tf.memory().numTensors unchanged.
  */
 export function predictLens(model: LensModel, tokenizer: Tokenizer, examples: readonly TrainExample[], opts: PredictOptions = {}): LensPrediction[] {
-  const { batchSize = 16, maxNewTokens = DEFAULT_MAX_NEW_TOKENS, quiet = true, label = 'predict' } = opts;
-  checkBatchSize('predictLens', batchSize);
   const out: LensPrediction[] = [];
-  const bar = new Progress({ label, total: examples.length, unit: 'sent', quiet });
-  for (let s = 0; s < examples.length; s += batchSize) {
-    const chunk = examples.slice(s, s + batchSize);
-    const { gen, images } = greedyBatch(model, tokenizer, chunk, maxNewTokens);
+  eachGreedyBatch('predictLens', model, tokenizer, examples, { label: 'predict', ...opts }, (chunk, gen, images) => {
+    const B = chunk.length;
+    const T = gen.sequences[0]!.length;
+    const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
+    const mask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
+    let low: tf.Tensor3D;
     try {
-      const B = chunk.length;
-      const T = gen.sequences[0]!.length;
-      const tokens = tf.tensor2d(gen.sequences.flat(), [B, T], 'int32');
-      const mask = tf.tensor2d(gen.attentionMask.flat(), [B, T], 'int32');
-      let low: tf.Tensor3D;
-      try {
-        low = maskLogitsFor(model, tokens, mask, images);
-      } finally {
-        tf.dispose([tokens, mask]);
-      }
-      try {
-        chunk.forEach((e, b) => {
-          const h = e.sample.height;
-          const w = e.sample.width;
-          const logits = tf.tidy(() => upsampleMaskLogits(tf.slice(low, [b, 0, 0], [1, low.shape[1], low.shape[2]]) as tf.Tensor3D, h, w));
-          const v = logits.dataSync();
-          logits.dispose();
-          const m = new Uint8Array(h * w);
-          for (let i = 0; i < m.length; i++) m[i] = v[i]! > 0 ? 1 : 0;
-          const text = gen.text[b]!;
-          out.push({ id: e.id, text, box: parseBox(text), formatValid: isFormatValid(text), mask: m });
-        });
-      } finally {
-        low.dispose();
-      }
+      low = maskLogitsFor(model, tokens, mask, images);
     } finally {
-      images.dispose();
+      tf.dispose([tokens, mask]);
     }
-    bar.tick(chunk.length);
-  }
-  bar.finish();
+    try {
+      chunk.forEach((e, b) => {
+        const h = e.sample.height;
+        const w = e.sample.width;
+        const logits = tf.tidy(() => upsampleMaskLogits(tf.slice(low, [b, 0, 0], [1, low.shape[1], low.shape[2]]) as tf.Tensor3D, h, w));
+        const v = logits.dataSync();
+        logits.dispose();
+        const m = new Uint8Array(h * w);
+        for (let i = 0; i < m.length; i++) m[i] = v[i]! > 0 ? 1 : 0;
+        const text = gen.text[b]!;
+        out.push({ id: e.id, text, box: parseBox(text), formatValid: isFormatValid(text), mask: m });
+      });
+    } finally {
+      low.dispose();
+    }
+  });
   return out;
 }
 

@@ -11,7 +11,7 @@ import { upsampleMaskLogits } from '../../src/model/sam/mask_decoder';
 import type { Tokenizer } from '../../src/model/tokenizer';
 import type { LensModel } from '../../src/model/lens';
 import { alignLoss, alignPlan, PrefixCache, resolveAlignConfig, runAlign, withOwnAnswers } from '../../src/train/align';
-import { greedyAnswers } from '../../src/train/predict';
+import { greedyAnswers, predictLens } from '../../src/train/predict';
 import { Rng } from '../../src/random';
 import { disposeBatch, encodeBatch, fitTokenizer, type TrainExample } from '../../src/train/data';
 import { InterruptedRun, trainLoop } from '../../src/train/loop';
@@ -138,6 +138,9 @@ describe('stage 1 on the MLLM\'s own answers (ownAnswerFraction)', () => {
       expect(e.box).toEqual(examples[i]!.box);
     });
     expect(tf.memory().numTensors).toBe(before);
+    // a batch size that would never advance is refused, naming the caller
+    expect(() => greedyAnswers(model, tokenizer, examples, { batchSize: 0 })).toThrow(/greedyAnswers: batchSize must be an integer >= 1, got 0/);
+    expect(() => predictLens(model, tokenizer, examples, { batchSize: 1.5 })).toThrow(/predictLens: batchSize must be an integer >= 1, got 1.5/);
     model.dispose();
   });
 });
