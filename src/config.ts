@@ -27,7 +27,7 @@ export const rules = {
     options.includes(v as string) ? null : `one of ${options.map((o) => JSON.stringify(o)).join(', ')}`,
 };
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 

@@ -73,14 +73,7 @@ export function parseStageArgs(argv: string[], spec: StageArgsSpec): StageArgs {
   if (!help && (spec.requireFrom ?? true) && typeof values.from !== 'string') {
     throw new UsageError(`--from DIR is required (the earlier stage's run folder)\n\n${spec.help}`);
   }
-  let config: unknown = {};
-  if (typeof values.config === 'string') {
-    try {
-      config = JSON.parse(readFileSync(values.config, 'utf8'));
-    } catch (e) {
-      throw new UsageError(`--config ${values.config}: ${(e as Error).message}`);
-    }
-  }
+  const config = typeof values.config === 'string' ? readConfigFile(values.config) : {};
   const name = spec.runName ? spec.runName(positionals) : spec.command;
   return {
     preset: preset as PresetName,
@@ -94,6 +87,15 @@ export function parseStageArgs(argv: string[], spec: StageArgsSpec): StageArgs {
     extra: Object.fromEntries(Object.keys(own).map((k) => [k, values[k] as string])),
     positionals,
   };
+}
+
+/** The JSON of a --config FILE; an unreadable file or bad JSON is a usage error naming the file. */
+export function readConfigFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
+  }
 }
 
 /** --data, or data/bench generated at quick scale when absent. */

@@ -6,21 +6,25 @@
 import { join } from 'node:path';
 import { initBackend } from '../backend';
 import { PRESET_NAMES, type PresetName } from '../model/presets';
-import { mainJobDir, runMainJob } from '../train/main_job';
+import { checkMainJobConfig, mainJobDir, runMainJob } from '../train/main_job';
 import { projectRoot } from '../util/paths';
 import { parseFlags, UsageError } from './errors';
+import { readConfigFile } from './stage-args';
 
 /** Where `npm start` keeps the default benchmark. */
 export const DEFAULT_BENCH_DIR = join('data', 'bench');
 
-const USAGE = `usage: npm start [-- --preset tiny|quick|paper] [--seed N] [--data DIR] [--out DIR]
+const USAGE = `usage: npm start [-- --preset tiny|quick|paper] [--seed N] [--data DIR] [--out DIR] [--config FILE]
 
 Runs stage 0, 1, 2 and both baselines, evaluates every split and prints the
 gIoU / cIoU table (defaults: quick preset, seed 0, data/bench, results/main).
-Rerunning continues an interrupted job: finished stages are skipped.`;
+Rerunning continues an interrupted job: finished stages are skipped.
+--config FILE: JSON config deltas keyed by run (pretrain, align, grpo, lisa,
+segzero), as each run's own command takes them, e.g.
+{"pretrain": {"stage0b": {"steps": 7000}}}; give such a job its own --out.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseFlags(argv, { preset: { type: 'string' }, seed: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, USAGE);
+  const { values } = parseFlags(argv, { preset: { type: 'string' }, seed: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, USAGE);
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -32,8 +36,9 @@ export async function run(argv: string[]): Promise<number> {
   const root = projectRoot();
   const dataRoot = (values.data as string | undefined) ?? join(root, preset === 'quick' ? DEFAULT_BENCH_DIR : `${DEFAULT_BENCH_DIR}-${preset}`);
   const out = (values.out as string | undefined) ?? mainJobDir(preset, root);
+  const config = typeof values.config === 'string' ? checkMainJobConfig(preset, readConfigFile(values.config), `--config ${values.config}`) : {};
   await initBackend();
-  const { seconds } = await runMainJob({ preset, seed, dataRoot, out, quiet: Boolean(values.quiet) });
+  const { seconds } = await runMainJob({ preset, seed, dataRoot, out, config, quiet: Boolean(values.quiet) });
   console.log(`main job finished in ${(seconds / 60).toFixed(1)} min; results in ${out}`);
   return 0;
 }

@@ -9,19 +9,20 @@
  * one that was interrupted resumes from its checkpoint, so rerunning `npm start`
  * after a kill continues where it stopped.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, isPlainObject, type ConfigDelta } from '../config';
 import { ensureBenchmark } from '../data/generate/benchmark';
 import type { PresetName } from '../model/presets';
 import { readArrow, writeArrow, type Row } from '../util/arrow';
 import { projectRoot } from '../util/paths';
-import { writeFileAtomic } from '../util/fs';
-import { runAlign } from './align';
-import { runBaseline } from './baselines';
+import { writeFileAtomic, writeJsonAtomic } from '../util/fs';
+import { resolveAlignConfig, runAlign, type AlignConfig } from './align';
+import { resolveLisaConfig, resolveSegZeroConfig, runBaseline, type LisaTrainConfig, type SegZeroTrainConfig } from './baselines';
 import { evaluateRun, resolveEvaluateConfig, type EvalRow } from './evaluate_run';
-import { runGrpo, scoreCurve } from './grpo_stage';
+import { resolveGrpoStageConfig, runGrpo, scoreCurve, type GrpoStageConfig } from './grpo_stage';
 import { runIsDone } from './run';
-import { runPretrain } from './stage0';
+import { resolvePretrainConfig, runPretrain, type PretrainConfig } from './stage0';
 import { evaluationSplits } from './stage_io';
 import { scoreTrivialSplits } from './trivial';
 
@@ -33,7 +34,65 @@ export interface MainJobOptions {
   dataRoot: string;
   /** Folder of the job's run folders and summary. */
   out: string;
+  /** Config deltas of its runs (`npm start -- --config FILE`; checked by `checkMainJobConfig`); none: the preset's defaults. */
+  config?: MainJobConfig;
   quiet?: boolean;
+}
+
+/** The runs of the main job that take a config delta, in the order they train. */
+export const MAIN_JOB_RUNS = ['pretrain', 'align', 'grpo', 'lisa', 'segzero'] as const;
+
+/**
+ * The main job's config (`npm start -- --config FILE`): one config delta per run, the same
+ * deltas `lens pretrain | align | grpo | train-baseline --config` take, e.g.
+ * `{"pretrain": {"stage0b": {"steps": 7000}}, "grpo": {"lr": 1e-5}}`. A run left out
+ * trains on the preset's defaults.
+ */
+export interface MainJobConfig {
+  pretrain?: ConfigDelta<PretrainConfig>;
+  align?: ConfigDelta<AlignConfig>;
+  grpo?: ConfigDelta<GrpoStageConfig>;
+  lisa?: ConfigDelta<LisaTrainConfig>;
+  segzero?: ConfigDelta<SegZeroTrainConfig>;
+}
+
+/**
+ * Checks a main-job config against every run's own rules before anything trains (a typo in
+ * `segzero` would otherwise surface after stage 2). `evalLimit` is the job's own: align and
+ * grpo skip their evaluation (0), since the job scores every split of every run itself.
+ */
+export function checkMainJobConfig(preset: PresetName, config: unknown, where = 'main job config'): MainJobConfig {
+  if (!isPlainObject(config)) throw new ConfigError(`${where}: expected an object of config deltas keyed by run (${MAIN_JOB_RUNS.join(', ')}), got ${JSON.stringify(config)}`);
+  for (const k of Object.keys(config)) {
+    if (!(MAIN_JOB_RUNS as readonly string[]).includes(k)) throw new ConfigError(`${where}: unknown run '${k}'; expected one of: ${MAIN_JOB_RUNS.join(', ')}`);
+  }
+  for (const k of ['align', 'grpo'] as const) {
+    const d = config[k];
+    if (isPlainObject(d) && 'evalLimit' in d) throw new ConfigError(`${where}: '${k}.evalLimit' is set by the main job (0: it scores every split itself); leave it out`);
+  }
+  resolvePretrainConfig(preset, config.pretrain ?? {}, `${where}, pretrain`);
+  resolveAlignConfig(preset, config.align ?? {}, `${where}, align`);
+  resolveGrpoStageConfig(preset, config.grpo ?? {}, `${where}, grpo`);
+  resolveLisaConfig(preset, config.lisa ?? {}, `${where}, lisa`);
+  resolveSegZeroConfig(preset, config.segzero ?? {}, `${where}, segzero`);
+  return config as MainJobConfig;
+}
+
+/**
+ * `<out>/job.json` records what the job trains (preset, seed, config). A rerun into the same
+ * folder must ask for the same job, or it would skip finished runs of another one and print
+ * their table as this one's.
+ */
+function claimJobFolder(out: string, job: { preset: PresetName; seed: number; config: MainJobConfig }): void {
+  const path = join(out, 'job.json');
+  const want = JSON.stringify(job);
+  if (existsSync(path)) {
+    const had = JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
+    if (had !== want) throw new ConfigError(`${path}: this folder holds another main job (${had}), not ${want}; choose another folder (npm start -- --out DIR) or move it away`);
+    return;
+  }
+  mkdirSync(out, { recursive: true });
+  writeJsonAtomic(path, job);
 }
 
 /** `npm start`'s folder for a preset: results/main (quick, the default) or results/main-<preset>. */
@@ -49,8 +108,13 @@ export const MAIN_JOB_MODELS = ['lens-stage1', 'lens-stage2', 'lisa', 'segzero',
  * The pretrain folder holds two sub-runs (0a, 0b) and is finished once its hand-over
  * model is written, which happens after 0b finishes.
  */
-async function step(name: string, dir: string, quiet: boolean | undefined, train: (resume: boolean) => Promise<unknown>): Promise<void> {
+async function step(name: string, dir: string, seed: number, quiet: boolean | undefined, train: (resume: boolean) => Promise<unknown>): Promise<void> {
   const handOver = existsSync(join(dir, '0a'));
+  const record = join(dir, handOver ? '0a' : '', 'run.json');
+  if (existsSync(record)) {
+    const had = (JSON.parse(readFileSync(record, 'utf8')) as { seed?: unknown }).seed;
+    if (had !== seed) throw new ConfigError(`${record}: a seed-${String(had)} run, and this job is seed ${seed}; choose another folder (npm start -- --out DIR) or move it away`);
+  }
   if (handOver ? existsSync(join(dir, 'model.safetensors')) : runIsDone(dir)) {
     if (!quiet) console.log(`[main] ${name}: done already (${dir})`);
     return;
@@ -104,6 +168,8 @@ export function summaryMarkdown(rows: readonly Row[]): string {
 export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; seconds: number }> {
   const t0 = performance.now();
   const { preset, seed, dataRoot, out, quiet } = opts;
+  const config = checkMainJobConfig(preset, opts.config ?? {});
+  claimJobFolder(out, { preset, seed, config });
   const scale = preset === 'paper' ? 'paper' : preset === 'tiny' ? 'tiny' : 'quick';
   await ensureBenchmark(dataRoot, { scale, seed: 0 }, { quiet });
   const dirs = {
@@ -115,11 +181,11 @@ export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; s
   };
   const common = { dataRoot, preset, seed, quiet };
   // Stage runs skip their own evaluation (evalLimit 0): the job scores every run below, once.
-  await step('stage 0 (pretrain)', dirs.pretrain, quiet, (resume) => runPretrain({ ...common, out: dirs.pretrain, resume }));
-  await step('stage 1 (align)', dirs.align, quiet, (resume) => runAlign({ ...common, out: dirs.align, resume, from: dirs.pretrain, config: { evalLimit: 0 } }));
-  await step('stage 2 (grpo)', dirs.grpo, quiet, (resume) => runGrpo({ ...common, out: dirs.grpo, resume, from: dirs.align, config: { evalLimit: 0 } }));
-  await step('baseline lisa', dirs.lisa, quiet, (resume) => runBaseline('lisa', { ...common, out: dirs.lisa, resume, from: dirs.pretrain }));
-  await step('baseline segzero', dirs.segzero, quiet, (resume) => runBaseline('segzero', { ...common, out: dirs.segzero, resume, from: dirs.pretrain }));
+  await step('stage 0 (pretrain)', dirs.pretrain, seed, quiet, (resume) => runPretrain({ ...common, out: dirs.pretrain, resume, config: config.pretrain }));
+  await step('stage 1 (align)', dirs.align, seed, quiet, (resume) => runAlign({ ...common, out: dirs.align, resume, from: dirs.pretrain, config: { ...config.align, evalLimit: 0 } }));
+  await step('stage 2 (grpo)', dirs.grpo, seed, quiet, (resume) => runGrpo({ ...common, out: dirs.grpo, resume, from: dirs.align, config: { ...config.grpo, evalLimit: 0 } }));
+  await step('baseline lisa', dirs.lisa, seed, quiet, (resume) => runBaseline('lisa', { ...common, out: dirs.lisa, resume, from: dirs.pretrain, config: config.lisa }));
+  await step('baseline segzero', dirs.segzero, seed, quiet, (resume) => runBaseline('segzero', { ...common, out: dirs.segzero, resume, from: dirs.pretrain, config: config.segzero }));
 
   const splits = evaluationSplits();
   const byModel: Record<string, ReadonlyArray<{ split: string; giou: number; ciou: number }>> = {

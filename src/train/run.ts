@@ -95,6 +95,7 @@ export class Run {
       const b = JSON.stringify(init.config);
       if (a !== b) throw new Error(`${recPath}: --resume with a different config than the run was started with (saved ${a}, now ${b})`);
       if (old.kind !== init.kind) throw new Error(`${recPath}: run is a '${old.kind}' run, not '${init.kind}'`);
+      if (old.seed !== init.seed) throw new Error(`${recPath}: --resume with seed ${init.seed}, but the run was started with seed ${old.seed}; pass --seed ${old.seed} or choose another --out`);
       const run = new Run(dir, { ...old, status: 'running', resumedAt: [...old.resumedAt, new Date().toISOString()] });
       delete run.record.error;
       if (existsSync(run.stepsPath)) run.rows = readArrow(run.stepsPath);

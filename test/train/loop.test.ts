@@ -83,9 +83,10 @@ describe('trainLoop', () => {
     again.model.dispose();
   });
 
-  it('refuses to resume with another config, and to reuse a run folder without --resume', () => {
+  it('refuses to resume with another config or seed, and to reuse a run folder without --resume', () => {
     const dir = join(root, 'straight');
     expect(() => Run.open(dir, { kind: 'test', seed: 1, backend, config: { other: 1 }, resume: true })).toThrow(/--resume with a different config/);
+    expect(() => Run.open(dir, { kind: 'test', seed: 2, backend, config: { schedule: SCHEDULE }, resume: true })).toThrow(/--resume with seed 2, but the run was started with seed 1/);
     expect(() => Run.open(dir, { kind: 'test', seed: 1, backend, config: {}, resume: false })).toThrow(/already holds a run; pass --resume/);
   });
 });

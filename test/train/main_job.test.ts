@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useBackend } from '../backend-util';
-import { runMainJob, scoreLine, summaryMarkdown } from '../../src/train/main_job';
+import { checkMainJobConfig, runMainJob, scoreLine, summaryMarkdown } from '../../src/train/main_job';
 import { evaluationSplits } from '../../src/train/stage_io';
 import { readArrow, type Row } from '../../src/util/arrow';
 
@@ -11,8 +11,9 @@ describe('the main job (tiny preset)', () => {
   it('runs every stage and baseline, scores every split, and a second run skips the finished stages', async () => {
     await useBackend('wasm');
     const root = mkdtempSync(join(tmpdir(), 'lens-main-'));
-    const opts = { preset: 'tiny' as const, seed: 0, dataRoot: join(root, 'data'), out: join(root, 'out'), quiet: true };
+    const opts = { preset: 'tiny' as const, seed: 0, dataRoot: join(root, 'data'), out: join(root, 'out'), config: { segzero: { steps: 2 } }, quiet: true };
     await runMainJob(opts);
+    expect(JSON.parse(readFileSync(join(opts.out, 'segzero', 'run.json'), 'utf8')).config.train.steps).toBe(2); // the job's config reaches its run (tiny default: 3)
     for (const d of ['pretrain', 'align', 'grpo', 'lisa', 'segzero']) expect(existsSync(join(opts.out, d, 'model.safetensors')), d).toBe(true);
     const rows = readArrow(join(opts.out, 'summary.arrow'));
     expect(rows.map((r) => r.split)).toEqual(evaluationSplits());
@@ -30,6 +31,22 @@ describe('the main job (tiny preset)', () => {
     const again = await runMainJob(opts);
     expect(readFileSync(join(opts.out, 'align', 'run.json'), 'utf8')).toBe(align); // not retrained
     expect(again.rows).toEqual(rows);
+    // Another job into the same folder would reuse this one's runs: refused before anything trains.
+    await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/job\.json: this folder holds another main job .*"seed":0.*, not .*"seed":1/);
+    await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job/);
+    rmSync(join(opts.out, 'job.json')); // a folder from before job.json: each finished run's seed is still checked
+    await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/0a[\\/]run\.json: a seed-0 run, and this job is seed 1/);
+  });
+});
+
+describe('checkMainJobConfig', () => {
+  it("passes each run's delta to that run's own rules, naming the run and the field", () => {
+    expect(checkMainJobConfig('quick', { pretrain: { stage0b: { steps: 7000 } }, grpo: { lr: 1e-5 } })).toEqual({ pretrain: { stage0b: { steps: 7000 } }, grpo: { lr: 1e-5 } });
+    expect(() => checkMainJobConfig('quick', [], 'f.json')).toThrow(/f\.json: expected an object of config deltas keyed by run \(pretrain, align, grpo, lisa, segzero\), got \[\]/);
+    expect(() => checkMainJobConfig('quick', { stage2: {} }, 'f.json')).toThrow(/f\.json: unknown run 'stage2'; expected one of: pretrain, align, grpo, lisa, segzero/);
+    expect(() => checkMainJobConfig('quick', { segzero: { stepz: 1 } }, 'f.json')).toThrow(/f\.json, segzero: unknown field 'stepz'/);
+    expect(() => checkMainJobConfig('quick', { pretrain: { stage0b: { steps: 'many' } } }, 'f.json')).toThrow(/f\.json, pretrain: field 'stage0b\.steps'/);
+    expect(() => checkMainJobConfig('quick', { align: { evalLimit: 10 } }, 'f.json')).toThrow(/'align\.evalLimit' is set by the main job/);
   });
 });
 
