@@ -87,7 +87,12 @@ function claimJobFolder(out: string, job: { preset: PresetName; seed: number; co
   const path = join(out, 'job.json');
   const want = JSON.stringify(job);
   if (existsSync(path)) {
-    const had = JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
+    let had: string;
+    try {
+      had = JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
+    } catch (e) {
+      throw new ConfigError(`${path}: unreadable job record (${(e as Error).message}); move the folder away or choose another --out`);
+    }
     if (had !== want) throw new ConfigError(`${path}: this folder holds another main job (${had}), not ${want}; choose another folder (npm start -- --out DIR) or move it away`);
     return;
   }

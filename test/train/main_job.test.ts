@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +36,8 @@ describe('the main job (tiny preset)', () => {
     await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job/);
     rmSync(join(opts.out, 'job.json')); // a folder from before job.json: each finished run's seed is still checked
     await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/0a[\\/]run\.json: a seed-0 run, and this job is seed 1/);
+    writeFileSync(join(opts.out, 'job.json'), '{"preset": "ti');
+    await expect(runMainJob(opts)).rejects.toThrow(/job\.json: unreadable job record/);
   });
 });
 
