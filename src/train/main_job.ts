@@ -81,7 +81,8 @@ export function checkMainJobConfig(preset: PresetName, config: unknown, where = 
 /**
  * `<out>/job.json` records what the job trains (preset, seed, config). A rerun into the same
  * folder must ask for the same job, or it would skip finished runs of another one and print
- * their table as this one's.
+ * their table as this one's. A folder written before job.json is adopted once its first run
+ * (stage 0a) has this job's seed, the one thing its records can still tell.
  */
 function claimJobFolder(out: string, job: { preset: PresetName; seed: number; config: MainJobConfig }): void {
   const path = join(out, 'job.json');
@@ -95,6 +96,11 @@ function claimJobFolder(out: string, job: { preset: PresetName; seed: number; co
     }
     if (had !== want) throw new ConfigError(`${path}: this folder holds another main job (${had}), not ${want}; choose another folder (npm start -- --out DIR) or move it away`);
     return;
+  }
+  const first = join(out, 'pretrain', '0a', 'run.json');
+  if (existsSync(first)) {
+    const had = (JSON.parse(readFileSync(first, 'utf8')) as { seed?: unknown }).seed;
+    if (had !== job.seed) throw new ConfigError(`${first}: a seed-${String(had)} run, and this job is seed ${job.seed}; choose another folder (npm start -- --out DIR) or move it away`);
   }
   mkdirSync(out, { recursive: true });
   writeJsonAtomic(path, job);
@@ -113,13 +119,8 @@ export const MAIN_JOB_MODELS = ['lens-stage1', 'lens-stage2', 'lisa', 'segzero',
  * The pretrain folder holds two sub-runs (0a, 0b) and is finished once its hand-over
  * model is written, which happens after 0b finishes.
  */
-async function step(name: string, dir: string, seed: number, quiet: boolean | undefined, train: (resume: boolean) => Promise<unknown>): Promise<void> {
+async function step(name: string, dir: string, quiet: boolean | undefined, train: (resume: boolean) => Promise<unknown>): Promise<void> {
   const handOver = existsSync(join(dir, '0a'));
-  const record = join(dir, handOver ? '0a' : '', 'run.json');
-  if (existsSync(record)) {
-    const had = (JSON.parse(readFileSync(record, 'utf8')) as { seed?: unknown }).seed;
-    if (had !== seed) throw new ConfigError(`${record}: a seed-${String(had)} run, and this job is seed ${seed}; choose another folder (npm start -- --out DIR) or move it away`);
-  }
   if (handOver ? existsSync(join(dir, 'model.safetensors')) : runIsDone(dir)) {
     if (!quiet) console.log(`[main] ${name}: done already (${dir})`);
     return;
@@ -186,11 +187,11 @@ export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; s
   };
   const common = { dataRoot, preset, seed, quiet };
   // Stage runs skip their own evaluation (evalLimit 0): the job scores every run below, once.
-  await step('stage 0 (pretrain)', dirs.pretrain, seed, quiet, (resume) => runPretrain({ ...common, out: dirs.pretrain, resume, config: config.pretrain }));
-  await step('stage 1 (align)', dirs.align, seed, quiet, (resume) => runAlign({ ...common, out: dirs.align, resume, from: dirs.pretrain, config: { ...config.align, evalLimit: 0 } }));
-  await step('stage 2 (grpo)', dirs.grpo, seed, quiet, (resume) => runGrpo({ ...common, out: dirs.grpo, resume, from: dirs.align, config: { ...config.grpo, evalLimit: 0 } }));
-  await step('baseline lisa', dirs.lisa, seed, quiet, (resume) => runBaseline('lisa', { ...common, out: dirs.lisa, resume, from: dirs.pretrain, config: config.lisa }));
-  await step('baseline segzero', dirs.segzero, seed, quiet, (resume) => runBaseline('segzero', { ...common, out: dirs.segzero, resume, from: dirs.pretrain, config: config.segzero }));
+  await step('stage 0 (pretrain)', dirs.pretrain, quiet, (resume) => runPretrain({ ...common, out: dirs.pretrain, resume, config: config.pretrain }));
+  await step('stage 1 (align)', dirs.align, quiet, (resume) => runAlign({ ...common, out: dirs.align, resume, from: dirs.pretrain, config: { ...config.align, evalLimit: 0 } }));
+  await step('stage 2 (grpo)', dirs.grpo, quiet, (resume) => runGrpo({ ...common, out: dirs.grpo, resume, from: dirs.align, config: { ...config.grpo, evalLimit: 0 } }));
+  await step('baseline lisa', dirs.lisa, quiet, (resume) => runBaseline('lisa', { ...common, out: dirs.lisa, resume, from: dirs.pretrain, config: config.lisa }));
+  await step('baseline segzero', dirs.segzero, quiet, (resume) => runBaseline('segzero', { ...common, out: dirs.segzero, resume, from: dirs.pretrain, config: config.segzero }));
 
   const splits = evaluationSplits();
   const byModel: Record<string, ReadonlyArray<{ split: string; giou: number; ciou: number }>> = {

@@ -34,7 +34,7 @@ describe('the main job (tiny preset)', () => {
     // Another job into the same folder would reuse this one's runs: refused before anything trains.
     await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/job\.json: this folder holds another main job .*"seed":0.*, not .*"seed":1/);
     await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job/);
-    rmSync(join(opts.out, 'job.json')); // a folder from before job.json: each finished run's seed is still checked
+    rmSync(join(opts.out, 'job.json')); // a folder from before job.json: its stage-0a run's seed is still checked
     await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/0a[\\/]run\.json: a seed-0 run, and this job is seed 1/);
     writeFileSync(join(opts.out, 'job.json'), '{"preset": "ti');
     await expect(runMainJob(opts)).rejects.toThrow(/job\.json: unreadable job record/);
