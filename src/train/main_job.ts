@@ -56,6 +56,26 @@ export interface MainJobConfig {
   segzero?: ConfigDelta<SegZeroTrainConfig>;
 }
 
+/** Every run's config, the preset's defaults with the job's delta applied. */
+export interface ResolvedMainJobConfig {
+  pretrain: PretrainConfig;
+  align: AlignConfig;
+  grpo: GrpoStageConfig;
+  lisa: LisaTrainConfig;
+  segzero: SegZeroTrainConfig;
+}
+
+/** Each run's resolved config (each run's own rules check its delta; errors name `where` and the run). */
+export function resolveMainJobConfig(preset: PresetName, config: MainJobConfig, where = 'main job config'): ResolvedMainJobConfig {
+  return {
+    pretrain: resolvePretrainConfig(preset, config.pretrain ?? {}, `${where}, pretrain`),
+    align: resolveAlignConfig(preset, config.align ?? {}, `${where}, align`),
+    grpo: resolveGrpoStageConfig(preset, config.grpo ?? {}, `${where}, grpo`),
+    lisa: resolveLisaConfig(preset, config.lisa ?? {}, `${where}, lisa`),
+    segzero: resolveSegZeroConfig(preset, config.segzero ?? {}, `${where}, segzero`),
+  };
+}
+
 /**
  * Checks a main-job config against every run's own rules before anything trains (a typo in
  * `segzero` would otherwise surface after stage 2). `evalLimit` is the job's own: align and
@@ -70,40 +90,58 @@ export function checkMainJobConfig(preset: PresetName, config: unknown, where = 
     const d = config[k];
     if (isPlainObject(d) && 'evalLimit' in d) throw new ConfigError(`${where}: '${k}.evalLimit' is set by the main job (0: it scores every split itself); leave it out`);
   }
-  resolvePretrainConfig(preset, config.pretrain ?? {}, `${where}, pretrain`);
-  resolveAlignConfig(preset, config.align ?? {}, `${where}, align`);
-  resolveGrpoStageConfig(preset, config.grpo ?? {}, `${where}, grpo`);
-  resolveLisaConfig(preset, config.lisa ?? {}, `${where}, lisa`);
-  resolveSegZeroConfig(preset, config.segzero ?? {}, `${where}, segzero`);
+  resolveMainJobConfig(preset, config as MainJobConfig, where);
   return config as MainJobConfig;
 }
 
+/** `<out>/job.json`: the job's preset, seed and config deltas, and every run's resolved config. */
+interface JobRecord {
+  preset: PresetName;
+  seed: number;
+  config: MainJobConfig;
+  resolved: ResolvedMainJobConfig;
+}
+
+/** Leaves of a JSON value by dotted path (`grpo.lr`), each as JSON text; key order does not matter. */
+function leaves(v: unknown, path = '', out = new Map<string, string>()): Map<string, string> {
+  if (isPlainObject(v)) for (const [k, x] of Object.entries(v)) leaves(x, path ? `${path}.${k}` : k, out);
+  else out.set(path, JSON.stringify(v));
+  return out;
+}
+
 /**
- * `<out>/job.json` records what the job trains (preset, seed, config). A rerun into the same
- * folder must ask for the same job, or it would skip finished runs of another one and print
- * their table as this one's. A folder written before job.json is adopted once its first run
- * (stage 0a) has this job's seed, the one thing its records can still tell.
+ * `<out>/job.json` records what the job trains. A rerun into the same folder must be the same
+ * job, or it would skip finished runs of another one and print their table as this one's:
+ * the same preset, seed and resolved configs, so a changed default (a newer lens-ts) counts,
+ * and a delta that only restates a default or orders its keys otherwise does not. A folder
+ * that holds runs without a record of their resolved configs is refused.
  */
-function claimJobFolder(out: string, job: { preset: PresetName; seed: number; config: MainJobConfig }): void {
+function claimJobFolder(out: string, job: JobRecord): void {
   const path = join(out, 'job.json');
-  const want = JSON.stringify(job);
-  if (existsSync(path)) {
-    let had: string;
-    try {
-      had = JSON.stringify(JSON.parse(readFileSync(path, 'utf8')));
-    } catch (e) {
-      throw new ConfigError(`${path}: unreadable job record (${(e as Error).message}); move the folder away or choose another --out`);
-    }
-    if (had !== want) throw new ConfigError(`${path}: this folder holds another main job (${had}), not ${want}; choose another folder (npm start -- --out DIR) or move it away`);
+  const elsewhere = 'choose another folder (npm start -- --out DIR) or move it away';
+  if (!existsSync(path)) {
+    const runs = MAIN_JOB_RUNS.filter((r) => existsSync(join(out, r)));
+    if (runs.length > 0) throw new ConfigError(`${out}: holds runs (${runs.join(', ')}) but no job.json saying which job trained them; ${elsewhere}`);
+    mkdirSync(out, { recursive: true });
+    writeJsonAtomic(path, job);
     return;
   }
-  const first = join(out, 'pretrain', '0a', 'run.json');
-  if (existsSync(first)) {
-    const had = (JSON.parse(readFileSync(first, 'utf8')) as { seed?: unknown }).seed;
-    if (had !== job.seed) throw new ConfigError(`${first}: a seed-${String(had)} run, and this job is seed ${job.seed}; choose another folder (npm start -- --out DIR) or move it away`);
+  let had: Partial<JobRecord>;
+  try {
+    had = JSON.parse(readFileSync(path, 'utf8')) as Partial<JobRecord>;
+  } catch (e) {
+    throw new ConfigError(`${path}: unreadable job record (${(e as Error).message}); ${elsewhere}`);
   }
-  mkdirSync(out, { recursive: true });
-  writeJsonAtomic(path, job);
+  if (!isPlainObject(had) || !isPlainObject(had.resolved)) {
+    throw new ConfigError(`${path}: records no resolved configs (written by an older lens-ts, whose defaults may differ); ${elsewhere}`);
+  }
+  const there = leaves({ preset: had.preset, seed: had.seed, ...had.resolved });
+  const here = leaves({ preset: job.preset, seed: job.seed, ...job.resolved });
+  const diff = [...new Set([...there.keys(), ...here.keys()])].filter((k) => there.get(k) !== here.get(k));
+  if (diff.length > 0) {
+    const shown = diff.slice(0, 6).map((k) => `${k} ${there.get(k) ?? '(none)'} there, ${here.get(k) ?? '(none)'} here`);
+    throw new ConfigError(`${path}: this folder holds another main job (${shown.join('; ')}${diff.length > 6 ? `; ${diff.length - 6} more` : ''}); ${elsewhere}`);
+  }
 }
 
 /** `npm start`'s folder for a preset: results/main (quick, the default) or results/main-<preset>. */
@@ -175,7 +213,7 @@ export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; s
   const t0 = performance.now();
   const { preset, seed, dataRoot, out, quiet } = opts;
   const config = checkMainJobConfig(preset, opts.config ?? {});
-  claimJobFolder(out, { preset, seed, config });
+  claimJobFolder(out, { preset, seed, config, resolved: resolveMainJobConfig(preset, config) });
   const scale = preset === 'paper' ? 'paper' : preset === 'tiny' ? 'tiny' : 'quick';
   await ensureBenchmark(dataRoot, { scale, seed: 0 }, { quiet });
   const dirs = {

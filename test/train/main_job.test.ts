@@ -32,10 +32,17 @@ describe('the main job (tiny preset)', () => {
     expect(readFileSync(join(opts.out, 'align', 'run.json'), 'utf8')).toBe(align); // not retrained
     expect(again.rows).toEqual(rows);
     // Another job into the same folder would reuse this one's runs: refused before anything trains.
-    await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/job\.json: this folder holds another main job .*"seed":0.*, not .*"seed":1/);
-    await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job/);
-    rmSync(join(opts.out, 'job.json')); // a folder from before job.json: its stage-0a run's seed is still checked
-    await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/0a[\\/]run\.json: a seed-0 run, and this job is seed 1/);
+    await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/job\.json: this folder holds another main job \(seed 0 there, 1 here\)/);
+    await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job \(segzero\.steps 2 there, \d+ here\)/);
+    // The same job asked otherwise (a default restated, keys in another order) is the same job.
+    const alignSteps = JSON.parse(align).config.align.steps as number;
+    expect((await runMainJob({ ...opts, config: { align: { steps: alignSteps }, segzero: { steps: 2 } } })).rows).toEqual(rows);
+    // A record without resolved configs (an older lens-ts, other defaults maybe) is refused.
+    const record = JSON.parse(readFileSync(join(opts.out, 'job.json'), 'utf8'));
+    writeFileSync(join(opts.out, 'job.json'), JSON.stringify({ ...record, resolved: undefined }));
+    await expect(runMainJob(opts)).rejects.toThrow(/job\.json: records no resolved configs \(written by an older lens-ts/);
+    rmSync(join(opts.out, 'job.json')); // runs but no record of which job trained them
+    await expect(runMainJob(opts)).rejects.toThrow(/holds runs \(pretrain, align, grpo, lisa, segzero\) but no job\.json/);
     writeFileSync(join(opts.out, 'job.json'), '{"preset": "ti');
     await expect(runMainJob(opts)).rejects.toThrow(/job\.json: unreadable job record/);
   });
