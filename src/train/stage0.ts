@@ -61,10 +61,11 @@ export type { StageRunOptions } from './stage_io';
 /** Stage 0a: mini-SAM pretraining on every instance with box / point prompts. */
 export interface Stage0aConfig {
   /**
-   * Optimiser steps (quick: ~3 min of the 30-minute main job). Stage 1's masks are this SAM's:
-   * 1600 steps instead of 800 raised its held-out box-prompt mIoU from 0.667 to 0.754 and, with
-   * everything else the main job's, stage 1's cIoU on all ten splits (mean 27.8 against 26.3;
-   * README, "The main job"), for ~1.4 more minutes: more per minute than stage 0b's steps buy.
+   * Optimiser steps (quick: ~5 min of the 30-minute main job). Stage 1's masks are this SAM's
+   * decoding: 800, 1600 and 2400 steps give a held-out box-prompt mIoU of 0.667, 0.754 and
+   * 0.799, and stage 1 from one stage 0 with each of those SAMs a ten-split cIoU mean of 26.1,
+   * 28.7 and 29.3 (docs/stage0b-grounding.md, "A longer stage 0a"): more per minute than
+   * stage 0b's last steps buy.
    */
   steps: number;
   /** Instances per step (SAM trains 256 images x 64 masks; small here for two CPU cores). */
@@ -195,7 +196,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 1600,
+  steps: 2400,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -236,18 +237,18 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * quiet cores): 0a ~0.11 s/step at batch 8, 0v ~0.06 s/step at batch 32, 0b ~0.23 s/step
- * at batch 16 with the grounding losses, so 0a (1600 steps) + 0v (2500) + 0b (3300) take
- * ~19 min of the 30-minute `npm start` (README, "The main job"). 0b has the most of it because it is what the rest
+ * quiet cores): 0a ~0.12 s/step at batch 8, 0v ~0.07 s/step at batch 32, 0b ~0.22 s/step
+ * at batch 16 with the grounding losses, so 0a (2400 steps) + 0v (2500) + 0b (3300) take
+ * ~20 min of the 30-minute `npm start` (README, "The main job"). 0b has the most of it because it is what the rest
  * waits on: its box's reading of the picture keeps growing from 2000 to 3000-4000 steps
  * (docs/stage0b-grounding.md, "Longer"), and 0b learns per sentence seen, not per step: at
  * batch 8 it needs twice the steps for the same boxes. 0a at batch 8 x 300
  * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
  * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
  * (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67, past the
- * trivial fill-the-box mask (0.64), and 1600 steps 0.75. Its minutes came from 0b's (3500 steps
- * before): 800 more steps of 0a lift stage 1 by ~1.5 points of cIoU (measured), 200 fewer of 0b
- * cost it ~0.2 by the slope of "Twice the stage 0b" (docs/stage0b-grounding.md). 0b: plain SFT learns the format and the words in 600
+ * trivial fill-the-box mask (0.64), 1600 steps 0.75 and 2400 steps 0.80. Some of its minutes
+ * came from 0b's (3500 steps before): 200 fewer steps of 0b cost stage 1 ~0.2 points of cIoU
+ * by the slope of "Twice the stage 0b", 1600 more of 0a lift it by ~3 (docs/stage0b-grounding.md). 0b: plain SFT learns the format and the words in 600
  * steps and never reads the picture for the box; with the pretrained encoder (0v), the
  * attention pointer and the place loss, the box's integers start to read it between
  * 1000 and 2000 steps (docs/stage0b-grounding.md).
