@@ -98,7 +98,7 @@ export interface Stage0aConfig {
 
 /** Stage 0b: MLLM supervised fine-tuning on the LENS answer format. */
 export interface Stage0bConfig {
-  /** Optimiser steps (quick: ~13 min of the main job, the largest share; still well below saturation). */
+  /** Optimiser steps (quick: ~12 min of the main job, the largest share; still well below saturation). */
   steps: number;
   /** Sentences per step. */
   batchSize: number;
@@ -239,19 +239,23 @@ const B_BASE: Stage0bConfig = {
  * quick: step counts set from step times measured here (wasm + native kernels, two
  * quiet cores): 0a ~0.12 s/step at batch 8, 0v ~0.07 s/step at batch 32, 0b ~0.22 s/step
  * at batch 16 with the grounding losses, so 0a (2400 steps) + 0v (2500) + 0b (3300) take
- * ~20 min of the 30-minute `npm start` (README, "The main job"). 0b has the most of it because it is what the rest
- * waits on: its box's reading of the picture keeps growing from 2000 to 3000-4000 steps
- * (docs/stage0b-grounding.md, "Longer"), and 0b learns per sentence seen, not per step: at
- * batch 8 it needs twice the steps for the same boxes. 0a at batch 8 x 300
- * steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs 0.17: the
- * SAM first collapses to empty masks and leaves that plateau after a number of STEPS
- * (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67, past the
- * trivial fill-the-box mask (0.64), 1600 steps 0.75 and 2400 steps 0.80. Some of its minutes
- * came from 0b's (3500 steps before): 200 fewer steps of 0b cost stage 1 ~0.2 points of cIoU
- * by the slope of "Twice the stage 0b", 1600 more of 0a lift it by ~3 (docs/stage0b-grounding.md). 0b: plain SFT learns the format and the words in 600
- * steps and never reads the picture for the box; with the pretrained encoder (0v), the
- * attention pointer and the place loss, the box's integers start to read it between
- * 1000 and 2000 steps (docs/stage0b-grounding.md).
+ * ~20 min of the 30-minute `npm start` (README, "The main job").
+ *
+ * 0b has the most of it because it is what the rest waits on: its box's reading of the
+ * picture keeps growing from 2000 to 3000-4000 steps (docs/stage0b-grounding.md, "Longer"),
+ * and 0b learns per sentence seen, not per step: at batch 8 it needs twice the steps for the
+ * same boxes. 0b: plain SFT learns the format and the words in 600 steps and never reads the
+ * picture for the box; with the pretrained encoder (0v), the attention pointer and the place
+ * loss, the box's integers start to read it between 1000 and 2000 steps.
+ *
+ * 0a at batch 8 x 300 steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs
+ * 0.17: the SAM first collapses to empty masks and leaves that plateau after a number of
+ * STEPS (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67 (barely past the
+ * fill-the-box mask, 0.64), 1600 steps 0.75 and 2400 steps 0.80. Some of 0a's minutes came
+ * from 0b's (3500 steps before 5353c24): 200 fewer steps of 0b cost stage 1 ~0.2 points of
+ * cIoU by the slope of "Twice the stage 0b", 1600 more of 0a lift it by ~3
+ * (docs/stage0b-grounding.md, "A longer stage 0a").
+ *
  * paper: longer runs.
  */
 export const DEFAULT_PRETRAIN: Record<PresetName, PretrainConfig> = {
