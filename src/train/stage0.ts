@@ -64,8 +64,9 @@ export interface Stage0aConfig {
    * Optimiser steps (quick: ~5 min of the 30-minute main job). Stage 1's masks are this SAM's
    * decoding: 800, 1600 and 2400 steps give a held-out box-prompt mIoU of 0.667, 0.754 and
    * 0.799, and stage 1 from one stage 0 with each of those SAMs a ten-split cIoU mean of 26.1,
-   * 28.7 and 29.3 (docs/stage0b-grounding.md, "A longer stage 0a"): more per minute than
-   * stage 0b's last steps buy.
+   * 28.7 and 29.3 (seed 1, 800 and 2400 steps: 0.587 and 0.784, 22.1 and 25.8;
+   * docs/stage0b-grounding.md, "A longer stage 0a"): more per minute than stage 0b's last
+   * steps buy.
    */
   steps: number;
   /** Instances per step (SAM trains 256 images x 64 masks; small here for two CPU cores). */
@@ -253,7 +254,8 @@ const B_BASE: Stage0bConfig = {
  * STEPS (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67 (barely past the
  * fill-the-box mask, 0.64), 1600 steps 0.75 and 2400 steps 0.80. Some of 0a's minutes came
  * from 0b's (3500 steps before 5353c24): 200 fewer steps of 0b cost stage 1 ~0.2 points of
- * cIoU by the slope of "Twice the stage 0b", 1600 more of 0a lift it by ~3
+ * cIoU by the slope of "Twice the stage 0b" (measured: -0.2 and -3.0 at two seeds, a 0b of
+ * another length being another draw of it), 1600 more of 0a lift it by 3.2 and 3.7
  * (docs/stage0b-grounding.md, "A longer stage 0a").
  *
  * paper: longer runs.
