@@ -144,6 +144,16 @@ function claimJobFolder(out: string, job: JobRecord): void {
   }
 }
 
+/**
+ * Claims `out` for the main job of (preset, seed, config) as `runMainJob` does: writes its
+ * job.json, or checks the one there. For code that trains the main job's runs into its folder
+ * one by one (the notebooks' folder, notebook_runs.ts), so that the job run there later adopts them.
+ */
+export function claimMainJobFolder(out: string, preset: PresetName, seed: number, config: MainJobConfig = {}): void {
+  const checked = checkMainJobConfig(preset, config);
+  claimJobFolder(out, { preset, seed, config: checked, resolved: resolveMainJobConfig(preset, checked) });
+}
+
 /** `npm start`'s folder for a preset: results/main (quick, the default) or results/main-<preset>. */
 export function mainJobDir(preset: PresetName, root = projectRoot()): string {
   return join(root, 'results', preset === 'quick' ? 'main' : `main-${preset}`);
@@ -212,8 +222,8 @@ export function summaryMarkdown(rows: readonly Row[]): string {
 export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; seconds: number }> {
   const t0 = performance.now();
   const { preset, seed, dataRoot, out, quiet } = opts;
-  const config = checkMainJobConfig(preset, opts.config ?? {});
-  claimJobFolder(out, { preset, seed, config, resolved: resolveMainJobConfig(preset, config) });
+  const config = opts.config ?? {};
+  claimMainJobFolder(out, preset, seed, config);
   const scale = preset === 'paper' ? 'paper' : preset === 'tiny' ? 'tiny' : 'quick';
   await ensureBenchmark(dataRoot, { scale, seed: 0 }, { quiet });
   const dirs = {

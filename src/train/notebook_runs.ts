@@ -18,7 +18,7 @@ import { readArrow, type Row } from '../util/arrow';
 import { projectRoot } from '../util/paths';
 import { runAlign } from './align';
 import { runGrpo } from './grpo_stage';
-import { mainJobDir, runMainJob } from './main_job';
+import { claimMainJobFolder, mainJobDir, runMainJob } from './main_job';
 import { runIsDone, type RunRecord } from './run';
 import { runPretrain } from './stage0';
 import { MODEL_FILE, TOKENIZER_FILE } from './stage_io';
@@ -79,6 +79,8 @@ export async function ensureStageRun(stage: NotebookStage, opts: EnsureStageOpti
   const dir = join(root, notebookMainDir(opts.preset), stage);
   if (stageFinished(stage, dir)) return { stage, dir, source: 'notebook', trained: false };
   const common = { dataRoot: opts.dataRoot, preset: opts.preset, seed: opts.seed ?? 0, quiet: opts.quiet ?? false, out: dir };
+  // The folder is the main job's (notebook 08 runs it there): its job.json says which job these runs belong to.
+  claimMainJobFolder(join(root, notebookMainDir(opts.preset)), opts.preset, common.seed);
   if (!opts.quiet) console.log(`[lens] ${stage}: no finished run to reuse; training into ${dir}`);
   if (stage === 'pretrain') {
     await runPretrain({ ...common, resume: existsSync(join(dir, '0a')) });

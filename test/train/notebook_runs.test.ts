@@ -1,8 +1,11 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ensureBenchmark } from '../../src/data/generate/benchmark';
+import { claimMainJobFolder } from '../../src/train/main_job';
 import { ensureMainSummary, ensureStageRun, notebookMainDir, readRunLogs, stageFinished } from '../../src/train/notebook_runs';
+import { useBackend } from '../backend-util';
 import { writeArrow } from '../../src/util/arrow';
 
 /** A run folder as a finished (or not) stage leaves it; no real model inside (nothing loads it here). */
@@ -57,6 +60,21 @@ describe('ensureStageRun (reuse, no training)', () => {
     const r = await ensureStageRun('grpo', { preset: 'quick', dataRoot: 'unused', root, quiet: true });
     expect(r.dir).toBe(join(root, 'results', 'notebooks', 'quick', 'main', 'grpo'));
     expect(r.source).toBe('notebook');
+  });
+});
+
+describe('ensureStageRun (training)', () => {
+  it("claims the notebooks' folder for the main job before training into it, so notebook 08's job adopts the runs", async () => {
+    await useBackend('wasm');
+    const root = mkdtempSync(join(tmpdir(), 'lens-nbruns-'));
+    const dataRoot = join(root, 'data');
+    await ensureBenchmark(dataRoot, { scale: 'tiny', seed: 0 }, { quiet: true });
+    const r = await ensureStageRun('pretrain', { preset: 'tiny', dataRoot, root, quiet: true });
+    expect(r.trained).toBe(true);
+    const main = join(root, notebookMainDir('tiny'));
+    expect(JSON.parse(readFileSync(join(main, 'job.json'), 'utf8'))).toMatchObject({ preset: 'tiny', seed: 0, config: {} });
+    expect(() => claimMainJobFolder(main, 'tiny', 0)).not.toThrow(); // the job notebook 08 runs there
+    expect(() => claimMainJobFolder(main, 'tiny', 1)).toThrow(/holds another main job \(seed 0 there, 1 here\)/);
   });
 });
 
