@@ -82,6 +82,11 @@ export function resolveMainJobConfig(preset: PresetName, config: MainJobConfig, 
  * grpo skip their evaluation (0), since the job scores every split of every run itself.
  */
 export function checkMainJobConfig(preset: PresetName, config: unknown, where = 'main job config'): MainJobConfig {
+  return checkedMainJob(preset, config, where).config;
+}
+
+/** `checkMainJobConfig`, also returning the resolved configs it checked. */
+function checkedMainJob(preset: PresetName, config: unknown, where: string): { config: MainJobConfig; resolved: ResolvedMainJobConfig } {
   if (!isPlainObject(config)) throw new ConfigError(`${where}: expected an object of config deltas keyed by run (${MAIN_JOB_RUNS.join(', ')}), got ${JSON.stringify(config)}`);
   for (const k of Object.keys(config)) {
     if (!(MAIN_JOB_RUNS as readonly string[]).includes(k)) throw new ConfigError(`${where}: unknown run '${k}'; expected one of: ${MAIN_JOB_RUNS.join(', ')}`);
@@ -90,8 +95,7 @@ export function checkMainJobConfig(preset: PresetName, config: unknown, where = 
     const d = config[k];
     if (isPlainObject(d) && 'evalLimit' in d) throw new ConfigError(`${where}: '${k}.evalLimit' is set by the main job (0: it scores every split itself); leave it out`);
   }
-  resolveMainJobConfig(preset, config as MainJobConfig, where);
-  return config as MainJobConfig;
+  return { config: config as MainJobConfig, resolved: resolveMainJobConfig(preset, config as MainJobConfig, where) };
 }
 
 /** `<out>/job.json`: the job's preset, seed and config deltas, and every run's resolved config. */
@@ -150,8 +154,7 @@ function claimJobFolder(out: string, job: JobRecord): void {
  * one by one (the notebooks' folder, notebook_runs.ts), so that the job run there later adopts them.
  */
 export function claimMainJobFolder(out: string, preset: PresetName, seed: number, config: MainJobConfig = {}): void {
-  const checked = checkMainJobConfig(preset, config);
-  claimJobFolder(out, { preset, seed, config: checked, resolved: resolveMainJobConfig(preset, checked) });
+  claimJobFolder(out, { preset, seed, ...checkedMainJob(preset, config, 'main job config') });
 }
 
 /** `npm start`'s folder for a preset: results/main (quick, the default) or results/main-<preset>. */

@@ -252,11 +252,11 @@ const B_BASE: Stage0bConfig = {
  * 0a at batch 8 x 300 steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs
  * 0.17: the SAM first collapses to empty masks and leaves that plateau after a number of
  * STEPS (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67 (barely past the
- * fill-the-box mask, 0.64), 1600 steps 0.75 and 2400 steps 0.80. Some of 0a's minutes came
- * from 0b's (3500 steps before 5353c24): 200 fewer steps of 0b cost stage 1 ~0.2 points of
- * cIoU by the slope of "Twice the stage 0b" (measured: -0.2 and -3.0 at two seeds, a 0b of
- * another length being another draw of it), 1600 more of 0a lift it by 3.2 and 3.7
- * (docs/stage0b-grounding.md, "A longer stage 0a").
+ * fill-the-box mask, 0.64); the quick default's 2400 and what they are worth to stage 1:
+ * `Stage0aConfig.steps`. Some of 0a's minutes came from 0b's (3500 steps before 5353c24):
+ * 200 fewer steps of 0b cost stage 1 ~0.2 points of cIoU by the slope of "Twice the stage
+ * 0b" (measured: -0.2 and -3.0 at two seeds, a 0b of another length being another draw of
+ * it; docs/stage0b-grounding.md, "A longer stage 0a").
  *
  * paper: longer runs.
  */

@@ -34,7 +34,7 @@ describe('the main job (tiny preset)', () => {
     // Another job into the same folder would reuse this one's runs: refused before anything trains.
     await expect(runMainJob({ ...opts, seed: 1 })).rejects.toThrow(/job\.json: this folder holds another main job \(seed 0 there, 1 here\)/);
     await expect(runMainJob({ ...opts, config: {} })).rejects.toThrow(/job\.json: this folder holds another main job \(segzero\.steps 2 there, \d+ here\)/);
-    // The same job asked otherwise (a default restated, keys in another order) is the same job.
+    // The same job asked otherwise (a default restated) is the same job: resolved configs are compared.
     const alignSteps = JSON.parse(align).config.align.steps as number;
     expect((await runMainJob({ ...opts, config: { align: { steps: alignSteps }, segzero: { steps: 2 } } })).rows).toEqual(rows);
     // A record without resolved configs (an older lens-ts, other defaults maybe) is refused.
