@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, isPlainObject, type ConfigDelta } from '../config';
 import { ensureBenchmark } from '../data/generate/benchmark';
+import { pairedCiouDifference, pairedLine, runSentenceCounts } from '../eval/paired';
 import type { PresetName } from '../model/presets';
 import { readArrow, writeArrow, type Row } from '../util/arrow';
 import { projectRoot } from '../util/paths';
@@ -181,10 +182,10 @@ async function step(name: string, dir: string, quiet: boolean | undefined, train
   await train(resume);
 }
 
-/** Evaluation rows of a run, computed once and kept in its eval.arrow. */
+/** Evaluation rows of a run, computed once and kept in its eval.arrow (beside the predictions they score). */
 async function evaluated(dir: string, dataRoot: string, preset: PresetName, quiet?: boolean): Promise<EvalRow[]> {
   const cached = join(dir, 'eval.arrow');
-  if (existsSync(cached) && runIsDone(dir)) return readArrow(cached) as unknown as EvalRow[];
+  if (existsSync(cached) && existsSync(join(dir, 'predictions')) && runIsDone(dir)) return readArrow(cached) as unknown as EvalRow[];
   return evaluateRun(dir, { dataRoot, preset, quiet });
 }
 
@@ -259,7 +260,10 @@ export async function runMainJob(opts: MainJobOptions): Promise<{ rows: Row[]; s
   writeArrow(join(out, 'summary.arrow'), rows);
   const seconds = (performance.now() - t0) / 1000;
   const score = scoreLine(readArrow(join(dirs.grpo, 'steps.arrow')));
-  const md = `${summaryMarkdown(rows)}\n\ngIoU / cIoU (%) per split; preset ${preset}, seed ${seed}; ${(seconds / 60).toFixed(1)} min this invocation.\n${score ? `\n${score}.\n` : ''}`;
+  // stage 2 against stage 1 on the same sentences: the difference, and whether the evaluation can tell it from 0
+  const gain = pairedCiouDifference(await runSentenceCounts(dirs.align, dataRoot, splits), await runSentenceCounts(dirs.grpo, dataRoot, splits));
+  const notes = [score, pairedLine('stage 2 - stage 1', gain)].filter(Boolean).map((l) => `\n${l}.\n`);
+  const md = `${summaryMarkdown(rows)}\n\ngIoU / cIoU (%) per split; preset ${preset}, seed ${seed}; ${(seconds / 60).toFixed(1)} min this invocation.\n${notes.join('')}`;
   writeFileAtomic(join(out, 'summary.md'), md);
   if (!quiet) console.log(`\n${md}`);
   return { rows, seconds };

@@ -27,6 +27,10 @@ describe('the main job (tiny preset)', () => {
     const score = scoreLine(readArrow(join(opts.out, 'grpo', 'steps.arrow')));
     expect(score).toMatch(/^stage 2, mean reward on its training prompts \(fixed draws\): \d\.\d{3} \(stage 1\); \d\.\d{3} after 2, \d\.\d{3} after 3 steps$/);
     expect(readFileSync(join(opts.out, 'summary.md'), 'utf8')).toContain(score);
+    const sentences = readArrow(join(opts.out, 'align', 'eval.arrow')).reduce((n, r) => n + Number(r.n), 0);
+    expect(readFileSync(join(opts.out, 'summary.md'), 'utf8')).toMatch(
+      new RegExp(`stage 2 - stage 1, mean cIoU over 10 splits: [-+]\\d+\\.\\d\\d points \\(95% paired bootstrap interval [-+]\\d+\\.\\d\\d \\.\\. [-+]\\d+\\.\\d\\d; ${sentences} sentences\\)`),
+    );
     const align = readFileSync(join(opts.out, 'align', 'run.json'), 'utf8');
     const again = await runMainJob(opts);
     expect(readFileSync(join(opts.out, 'align', 'run.json'), 'utf8')).toBe(align); // not retrained
