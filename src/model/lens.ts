@@ -28,13 +28,17 @@ import { VisionEncoder } from './vision_encoder';
 export const STAGES = ['stage0a', 'stage0v', 'stage0b', 'stage1', 'stage2'] as const;
 export type Stage = (typeof STAGES)[number];
 
+/** The modules stage 2 trains (all but SAM's image encoder); a stage-2 run may train fewer (GrpoStageConfig.trainable). */
+export const STAGE2_MODULES = ['vision', 'mllm', 'context', 'connector', 'sam.prompt_encoder', 'sam.mask_decoder'] as const;
+export type Stage2Module = (typeof STAGE2_MODULES)[number];
+
 /** Top-level parameter-name prefixes trained in each stage. */
 export const STAGE_TRAINABLE: Record<Stage, readonly string[]> = {
   stage0a: ['sam.'],
   stage0v: ['vision.'],
   stage0b: ['vision.', 'mllm.'],
   stage1: ['context.', 'connector.'],
-  stage2: ['vision.', 'mllm.', 'context.', 'connector.', 'sam.prompt_encoder.', 'sam.mask_decoder.'],
+  stage2: STAGE2_MODULES.map((m) => `${m}.`),
 };
 
 /** A module's parameters split by a name predicate; buffers always land in `frozen`. */

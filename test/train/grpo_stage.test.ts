@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend';
 import { ensureBenchmark } from '../../src/data/generate';
-import { LENS_UNUSED_PARAMS } from '../../src/model/lens';
+import { LENS_UNUSED_PARAMS, STAGE2_MODULES } from '../../src/model/lens';
 import { buildLens } from '../../src/model/presets';
 import type { Tokenizer } from '../../src/model/tokenizer';
 import { Rng } from '../../src/random';
@@ -213,9 +213,27 @@ describe('runGrpo', () => {
     expect(readArrow(join(root, 'killed', 'steps.arrow')).map((r) => r.rewardMean)).toEqual(readArrow(join(root, 'straight', 'steps.arrow')).map((r) => r.rewardMean));
   });
 
+  it('trains only the modules of `trainable` (here the MLLM): every other weight stays the stage-1 one', async () => {
+    const out = join(root, 'mllm-only');
+    await runGrpo({ dataRoot: data, out, preset: 'tiny', seed: 0, resume: false, from: stage1, quiet: true, config: { steps: 1, trainable: ['mllm'], maxNewTokens: 6, evalLimit: 0 } });
+    const before = readSafetensors(join(stage1, 'model.safetensors')).tensors;
+    const after = readSafetensors(join(out, 'model.safetensors')).tensors;
+    let moved = 0;
+    for (const [name, t] of after) {
+      const same = Array.from(t.data).every((x, k) => x === before.get(name)!.data[k]);
+      if (!name.startsWith('mllm.')) expect([name, same]).toEqual([name, true]);
+      else if (!same) moved++;
+    }
+    expect(moved).toBeGreaterThan(10);
+  });
+
   it('needs --from, and names bad config fields', async () => {
     await expect(runGrpo({ dataRoot: data, out: join(root, 'x'), preset: 'tiny', seed: 0, resume: false })).rejects.toThrow(/--from DIR is required/);
     expect(() => resolveGrpoStageConfig('tiny', { numGenerations: 1 })).toThrow(/grpo config: field 'numGenerations' = 1; expected an integer in \[2/);
     expect(() => resolveGrpoStageConfig('tiny', { rewardWeights: { box: -1 } })).toThrow(/field 'rewardWeights.box' = -1/);
+    expect(() => resolveGrpoStageConfig('tiny', { trainable: ['sam'] })).toThrow(/field 'trainable' = \["sam"\]; expected a non-empty list of distinct modules from "vision", "mllm", .*"sam.mask_decoder"/);
+    expect(() => resolveGrpoStageConfig('tiny', { trainable: [] })).toThrow(/field 'trainable' = \[\]/);
+    expect(() => resolveGrpoStageConfig('tiny', { trainable: ['mllm', 'mllm'] })).toThrow(/field 'trainable'/);
+    expect(resolveGrpoStageConfig('tiny').trainable).toEqual([...STAGE2_MODULES]);
   });
 });
