@@ -41,6 +41,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ConfigDelta } from '../config';
+import { STAGE2_MODULES } from '../model/lens';
 import { resolveLensConfig, type LensConfig, type LensConfigDelta, type PresetName } from '../model/presets';
 import { readArrow, writeArrow, type Row } from '../util/arrow';
 import { writeJsonAtomic } from '../util/fs';
@@ -193,15 +194,17 @@ export function seedList(seeds: number | readonly number[]): number[] {
 const hash8 = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 8);
 
 /**
- * Stage-1 settings added after the committed tables were trained, with the value that trains
- * as before: left out of run names at that value, so the tables' rows are found again (a
- * renamed run reads as a missing cell, and `lens ablate` and notebooks 05-07 would retrain it).
+ * Settings added after the committed tables were trained, with the value that trains as before:
+ * left out of run names at that value, so the tables' rows are found again (a renamed run reads
+ * as a missing cell, and `lens ablate` and notebooks 05-07 would retrain it).
  */
 const ALIGN_ADDED_LATER: Partial<AlignConfig> = { ownAnswerFraction: 0 };
+const GRPO_ADDED_LATER: Partial<GrpoStageConfig> = { trainable: [...STAGE2_MODULES] };
 
-/** The stage-1 config as run names hash it (without ALIGN_ADDED_LATER's fields at their old value). */
-function alignNameConfig(cfg: AlignConfig): Partial<AlignConfig> {
-  return Object.fromEntries(Object.entries(cfg).filter(([k, v]) => ALIGN_ADDED_LATER[k as keyof AlignConfig] !== v));
+/** A config as run names hash it: without the fields of `addedLater` at their old value. */
+function nameConfig<T extends object>(cfg: T, addedLater: Partial<T>): Partial<T> {
+  const old = (k: string) => JSON.stringify((addedLater as Record<string, unknown>)[k]);
+  return Object.fromEntries(Object.entries(cfg).filter(([k, v]) => !(k in addedLater) || old(k) !== JSON.stringify(v))) as Partial<T>;
 }
 
 const log = (quiet: boolean | undefined, msg: string): void => {
@@ -283,7 +286,7 @@ function alignRun(ctx: Context, delta: LensConfigDelta, seed: number): { name: s
   const model = canonicalModelDelta(ctx.base, delta);
   const config = { ...ctx.settings.align, evalLimit: 0 };
   const cfg = resolveAlignConfig(ctx.preset, config);
-  const name = `align-M${model.context!.numQueries}-${model.connector!.kind}-${hash8({ cfg: alignNameConfig(cfg), model })}-s${seed}`;
+  const name = `align-M${model.context!.numQueries}-${model.connector!.kind}-${hash8({ cfg: nameConfig(cfg, ALIGN_ADDED_LATER), model })}-s${seed}`;
   const dir = join(ctx.out, 'runs', name);
   return {
     name,
@@ -333,7 +336,7 @@ function planCell(ctx: Context, cell: AblationCell, seed: number): CellPlan {
   const cfg = resolveGrpoStageConfig(ctx.preset, config);
   const w = row.rewardWeights;
   const tag = `${align ? 'align' : 'noalign'}-r${w.format}${w.box}${w.seg}`;
-  const name = `grpo-${tag}-${hash8({ cfg, from: align ? align.name.replace(/-s\d+$/, '') : 'pretrain', model: model ?? null })}-s${seed}`;
+  const name = `grpo-${tag}-${hash8({ cfg: nameConfig(cfg, GRPO_ADDED_LATER), from: align ? align.name.replace(/-s\d+$/, '') : 'pretrain', model: model ?? null })}-s${seed}`;
   const dir = join(ctx.out, 'runs', name);
   return {
     run: join('runs', name),
