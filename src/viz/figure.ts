@@ -19,14 +19,16 @@ export interface ScatterTrace {
   mode?: 'lines' | 'markers' | 'lines+markers';
   line?: { color?: string; dash?: 'solid' | 'dash' | 'dot'; width?: number };
   marker?: { color?: string; size?: number };
-  /** Symmetric vertical error bars (Plotly `error_y` of type 'data'): one half-length per point, null = none. */
+  /** Vertical error bars (Plotly `error_y` of type 'data'): one length per point, null = none; symmetric unless `symmetric: false`. */
   error_y?: ErrorBars;
 }
 
-/** Plotly's `error_y` with explicit values (`type: 'data'`). */
+/** Plotly's `error_y` with explicit values (`type: 'data'`); with `symmetric: false`, `array` reaches up and `arrayminus` down. */
 export interface ErrorBars {
   type: 'data';
   array: Array<number | null>;
+  symmetric?: boolean;
+  arrayminus?: Array<number | null>;
   visible?: boolean;
   color?: string;
   thickness?: number;

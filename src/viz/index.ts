@@ -17,3 +17,4 @@ export * from './samples';
 export * from './anatomy';
 export * from './environment';
 export * from './ablation';
+export * from './paired';

@@ -10,7 +10,7 @@
  * No fonts are needed to produce it: text is left to the browser (or librsvg when
  * a test rasterises it); label widths are estimated at 0.6 em per character.
  */
-import type { Axis, BarTrace, ColorscaleName, Figure, HeatmapTrace, ScatterTrace, Trace } from './figure';
+import type { Axis, BarTrace, ColorscaleName, ErrorBars, Figure, HeatmapTrace, ScatterTrace, Trace } from './figure';
 import { PALETTE } from './figure';
 import { encodePngSync } from './png';
 
@@ -249,8 +249,8 @@ export function renderSvg(fig: Figure): string {
     } else {
       xs.push(t.x as Datum[]);
       // error bars widen the value range: their ends join the trace's values for the scale
-      const e = t.type === 'scatter' ? t.error_y?.array : undefined;
-      const ends = e ? t.y.flatMap((y, i) => (typeof y === 'number' && typeof e[i] === 'number' ? [y - e[i]!, y + e[i]!] : [])) : [];
+      const err = t.type === 'scatter' ? t.error_y : undefined;
+      const ends = err ? t.y.flatMap((y, i) => { const b = errorEnds(err, y, i); return b ? [b.lo, b.hi] : []; }) : [];
       ys.push([...(t.y as Datum[]), ...ends]);
     }
   }
@@ -372,6 +372,14 @@ export function renderSvg(fig: Figure): string {
   return out.join('\n');
 }
 
+/** Where point i's error bar ends (Plotly: `arrayminus` below when not symmetric), or null when it has none. */
+function errorEnds(err: ErrorBars, y: Datum, i: number): { lo: number; hi: number } | null {
+  const up = err.array[i];
+  const down = err.symmetric === false ? err.arrayminus?.[i] : up;
+  if (typeof y !== 'number' || typeof up !== 'number' || typeof down !== 'number' || !Number.isFinite(up) || !Number.isFinite(down)) return null;
+  return { lo: y - down, hi: y + up };
+}
+
 function drawScatter(out: string[], t: ScatterTrace, color: string, xs: Scale, ys: Scale): void {
   const pts = t.x.map((x, i) => [xs.map(x), ys.map(t.y[i] ?? null)] as const);
   const mode = t.mode ?? 'lines+markers';
@@ -393,11 +401,11 @@ function drawScatter(out: string[], t: ScatterTrace, color: string, xs: Scale, y
     const cap = (err.width ?? 4);
     const stroke = err.color ?? color;
     t.y.forEach((y, i) => {
-      const e = err.array[i];
+      const ends = errorEnds(err, y, i);
       const px = pts[i]![0];
-      if (typeof y !== 'number' || typeof e !== 'number' || !Number.isFinite(e) || !Number.isFinite(px)) return;
-      const lo = ys.map(y - e);
-      const hi = ys.map(y + e);
+      if (!ends || !Number.isFinite(px)) return;
+      const lo = ys.map(ends.lo);
+      const hi = ys.map(ends.hi);
       if (!Number.isFinite(lo) || !Number.isFinite(hi)) return;
       out.push(`<path d="M${r2(px)},${r2(lo)}V${r2(hi)}M${r2(px - cap)},${r2(lo)}H${r2(px + cap)}M${r2(px - cap)},${r2(hi)}H${r2(px + cap)}" fill="none" stroke="${stroke}" stroke-width="${err.thickness ?? 2}"/>`);
     });
