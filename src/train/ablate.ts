@@ -199,7 +199,7 @@ const hash8 = (v: unknown): string => createHash('sha256').update(JSON.stringify
  * as a missing cell, and `lens ablate` and notebooks 05-07 would retrain it).
  */
 const ALIGN_ADDED_LATER: Partial<AlignConfig> = { ownAnswerFraction: 0 };
-const GRPO_ADDED_LATER: Partial<GrpoStageConfig> = { trainable: [...STAGE2_MODULES] };
+const GRPO_ADDED_LATER: Partial<GrpoStageConfig> = { trainable: [...STAGE2_MODULES], segLossOn: 'all' };
 
 /** A config as run names hash it: without the fields of `addedLater` at their old value. */
 function nameConfig<T extends object>(cfg: T, addedLater: Partial<T>): Partial<T> {

@@ -8,7 +8,8 @@
  * and the rollout's OWN mask; each rollout is scored R = l1 R_format + l2 R_box + l3 R_seg
  * (rewards.ts), advantages are group-normalised (grpo.ts), and the loss is
  *   grpoLoss(logp, oldLogp = the rollout's sampling log-probs, refLogp = the frozen
- *   stage-1 MLLM + vision encoder, beta, eps) + alpha * L_seg(mask, GT)   (not detached),
+ *   stage-1 MLLM + vision encoder, beta, eps) + alpha * L_seg(mask, GT)   (not detached;
+ *   on every rollout, or on those with a right box: segLossOn),
  * SAM's image encoder frozen, everything else trained (STAGE2_MODULES; fewer with `trainable`).
  *
  * With updatesPerBatch = mu > 1 the loop calls `loss(batch, u)` mu times on the same
@@ -23,7 +24,7 @@ import { initBackend } from '../backend';
 import { resolveConfig, rules } from '../config';
 import { generate, LENS_ROLLOUT_SAMPLING, type GenerationResult } from '../model/generate';
 import { applySplit, repeatRows, splitParameters, STAGE2_MODULES, type LensModel, type Stage2Module } from '../model/lens';
-import { segLoss } from '../model/losses';
+import { IGNORE_LABEL, segLoss } from '../model/losses';
 import { shiftedLogProbs } from '../model/mllm';
 import type { PresetName } from '../model/presets';
 import { upsampleMaskLogits } from '../model/sam/mask_decoder';
@@ -110,6 +111,16 @@ export interface GrpoStageConfig extends RolloutSettings {
    */
   segLossWeight: number;
   /**
+   * Which rollouts L_seg trains on: 'all' (the paper and the official code) or 'rightBox', those
+   * whose answer's box hits the target (IoU > 0.5, the paper's Acc@0.5), averaged over them
+   * (none: no L_seg that step). The rewards see every rollout either way. At the paper's scale
+   * most rollouts answer a right box and the two hardly differ; here 0b's box is right on 11-25%
+   * of sentences, and L_seg on the wrong-box rollouts teaches the queries to look past the box
+   * they read, which costs the masks of right boxes (docs/stage0b-grounding.md, "Stage 2 at a
+   * fixed box").
+   */
+  segLossOn: 'all' | 'rightBox';
+  /**
    * The modules stage 2 trains (STAGE2_MODULES; SAM's image encoder never trains). Default
    * all of them, as the paper ("all else trains") and the official trainer do. From the main
    * job's stage 1 (seed 0), 80 steps training only the vision encoder and the MLLM, or all but
@@ -179,6 +190,7 @@ const OFFICIAL = {
   clipEps: 0.2,
   updatesPerBatch: 1,
   segLossWeight: 1,
+  segLossOn: 'all' as GrpoStageConfig['segLossOn'],
   trainable: [...STAGE2_MODULES],
   rewardWeights: { format: 1, box: 1, seg: 1 },
   logReferenceReward: true,
@@ -215,6 +227,7 @@ const GRPO_RULES = {
   clipEps: rules.range(0, 1),
   updatesPerBatch: rules.int(1),
   segLossWeight: rules.nonNegative,
+  segLossOn: rules.oneOf('all', 'rightBox'),
   trainable: (v: unknown) =>
     Array.isArray(v) && v.length > 0 && v.every((m) => (STAGE2_MODULES as readonly unknown[]).includes(m)) && new Set(v).size === v.length
       ? null
@@ -500,6 +513,33 @@ function rewardsOf(examples: readonly TrainExample[], G: number, texts: readonly
 }
 
 /**
+ * The rollouts L_seg trains on (`segLossOn`), 1 each, from their box rewards R_box = IoU^e:
+ * every one, or those whose box IoU is above 0.5.
+ * @example segLossRows([0.9, 0.3, 0.6], { segLossOn: 'rightBox', iouExponent: 1 }) // [1, 0, 1]
+ */
+export function segLossRows(box: readonly number[], cfg: Pick<GrpoStageConfig, 'segLossOn' | 'iouExponent'>): number[] {
+  if (cfg.segLossOn === 'all') return box.map(() => 1);
+  const hit = Math.pow(0.5, cfg.iouExponent);
+  return box.map((r) => (r > hit ? 1 : 0));
+}
+
+/**
+ * L_seg (BCE + Dice, each averaged over masks) over the rows marked 1 only: the others' labels
+ * are all ignore pixels, so they add 0 to both terms, and the mean is rescaled to theirs.
+ * No row marked: 0 (no gradient).
+ */
+export function segLossOnRows(logits: tf.Tensor3D, labels: tf.Tensor3D, rows: readonly number[]): tf.Scalar {
+  const n = rows.reduce((a, r) => a + r, 0);
+  if (n === rows.length) return segLoss(logits, labels);
+  if (n === 0) return tf.scalar(0);
+  return tf.tidy(() => {
+    const keep = tf.tensor3d(rows.slice(), [rows.length, 1, 1]);
+    const masked = tf.add(tf.mul(tf.cast(labels, 'float32'), keep), tf.mul(IGNORE_LABEL, tf.sub(1, keep))) as tf.Tensor3D;
+    return tf.mul(segLoss(logits, masked), rows.length / n) as tf.Scalar;
+  });
+}
+
+/**
  * The stage-2 loss of update `u` on a batch: one forward pass -> logp + masks; rewards
  * at u = 0; grpoLoss + alpha * L_seg. Returns the loss and its parts for the logs.
  */
@@ -512,7 +552,7 @@ export function grpoStageLoss(model: LensModel, batch: GrpoBatch, cfg: GrpoStage
   if (u === 0 || !batch.rewards) batch.rewards = scoreRollouts(batch, masks.dataSync() as Float32Array, cfg, side);
   const adv = tf.tensor1d(batch.rewards.advantages);
   const g = grpoLoss({ logp, oldLogp: batch.oldLogp, refLogp: batch.refLogp, advantages: adv, mask: batch.completionMask, beta: cfg.beta, clipEps: cfg.clipEps });
-  const seg = segLoss(masks, batch.labels);
+  const seg = segLossOnRows(masks, batch.labels, segLossRows(batch.rewards.box, cfg));
   const loss = tf.add(g.loss, tf.mul(seg, cfg.segLossWeight)) as tf.Scalar;
   return { loss, logs: { grpoLoss: g.loss, kl: g.kl, clipFraction: g.clipFraction, segLoss: seg } };
 }

@@ -22,8 +22,11 @@ import {
   sampleRollouts,
   scoreOnPrompts,
   scoreRollouts,
+  segLossOnRows,
+  segLossRows,
   type GrpoBatch,
 } from '../../src/train/grpo_stage';
+import { segLoss } from '../../src/model/losses';
 import { AdamW } from '../../src/train/optim';
 import { InterruptedRun } from '../../src/train/loop';
 import { readSafetensors } from '../../src/util/safetensors';
@@ -76,6 +79,39 @@ describe('scoreRollouts', () => {
     expect(logs.formatRate).toBe(0.5);
     expect(logs.zeroSpread).toBe(0);
     expect(logs.completionLength).toBe(7.5);
+  });
+});
+
+describe('L_seg on some rollouts (segLossOn)', () => {
+  it('marks every rollout, or those whose box IoU is above 0.5 (R_box = IoU^e)', () => {
+    expect(segLossRows([0.9, 0.3, 0.6], { segLossOn: 'all', iouExponent: 1 })).toEqual([1, 1, 1]);
+    expect(segLossRows([0.9, 0.3, 0.6, 0.5], { segLossOn: 'rightBox', iouExponent: 1 })).toEqual([1, 0, 1, 0]);
+    // squared: 0.36 is IoU 0.6, a hit; 0.2 is IoU 0.45, a miss
+    expect(segLossRows([0.36, 0.2], { segLossOn: 'rightBox', iouExponent: 2 })).toEqual([1, 0]);
+  });
+
+  it('is L_seg over the marked masks alone; unmarked masks get no gradient; no tensor left', () => {
+    const rng = new Rng(4);
+    const logits = tf.tensor3d(Array.from({ length: 3 * 8 * 8 }, () => rng.normal()), [3, 8, 8]);
+    const labels = tf.tensor3d(Array.from({ length: 3 * 8 * 8 }, () => (rng.bernoulli(0.1) ? 255 : rng.bernoulli(0.4) ? 1 : 0)), [3, 8, 8], 'int32');
+    const before = tf.memory().numTensors;
+    const value = (t: tf.Scalar) => {
+      const v = t.dataSync()[0]!;
+      t.dispose();
+      return v;
+    };
+    expect(value(segLossOnRows(logits, labels, [1, 1, 1]))).toBe(value(segLoss(logits, labels)));
+    const rows02 = tf.tidy(() => segLoss(tf.gather(logits, [0, 2]) as tf.Tensor3D, tf.gather(labels, [0, 2]) as tf.Tensor3D));
+    expect(value(segLossOnRows(logits, labels, [1, 0, 1]))).toBeCloseTo(value(rows02), 5);
+    expect(value(segLossOnRows(logits, labels, [0, 0, 0]))).toBe(0);
+    const g = tf.grad((x: tf.Tensor) => segLossOnRows(x as tf.Tensor3D, labels, [1, 0, 1]))(logits);
+    const per = tf.tidy(() => tf.sum(tf.abs(g), [1, 2]).arraySync() as number[]);
+    g.dispose();
+    expect(per[1]).toBe(0);
+    expect(per[0]).toBeGreaterThan(0);
+    expect(per[2]).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([logits, labels]);
   });
 });
 
@@ -233,6 +269,7 @@ describe('runGrpo', () => {
     expect(() => resolveGrpoStageConfig('tiny', { rewardWeights: { box: -1 } })).toThrow(/field 'rewardWeights.box' = -1/);
     expect(() => resolveGrpoStageConfig('tiny', { trainable: ['sam'] })).toThrow(/field 'trainable' = \["sam"\]; expected a non-empty list of distinct modules from "vision", "mllm", .*"sam.mask_decoder"/);
     expect(() => resolveGrpoStageConfig('tiny', { trainable: [] })).toThrow(/field 'trainable' = \[\]/);
+    expect(() => resolveGrpoStageConfig('tiny', { segLossOn: 'hits' })).toThrow(/field 'segLossOn' = "hits"; expected one of "all", "rightBox"/);
     expect(() => resolveGrpoStageConfig('tiny', { trainable: ['mllm', 'mllm'] })).toThrow(/field 'trainable'/);
     expect(resolveGrpoStageConfig('tiny').trainable).toEqual([...STAGE2_MODULES]);
   });
