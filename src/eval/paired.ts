@@ -121,7 +121,7 @@ export async function runSentenceCounts(dir: string, dataRoot: string, splits: r
 
 /**
  * One line for a summary.
- * @example pairedLine('stage 2 - stage 1', d) // "stage 2 - stage 1, mean cIoU over 10 splits: -0.63 points (95% paired bootstrap interval -1.66 .. +0.33; 1500 sentences)"
+ * @example pairedLine('stage 2 - stage 1', d) // "stage 2 - stage 1, mean cIoU over 10 splits: -0.63 points (95% paired bootstrap interval -1.64 .. +0.36; 1500 sentences)"
  */
 export function pairedLine(what: string, d: PairedDifference): string {
   const f = (v: number) => {

@@ -54,6 +54,11 @@ export function splitParameters(module: Module, isTrainable: (name: string) => b
   return out;
 }
 
+/** Splits `module`'s parameters: trainable those whose names start with one of `prefixes` (e.g. 'sam.mask_decoder.'). */
+export function prefixSplit(module: Module, prefixes: readonly string[]): TrainableSplit {
+  return splitParameters(module, (n) => prefixes.some((p) => n.startsWith(p)));
+}
+
 /** Sets every variable's `trainable` flag from a split; returns the trainable variables (for the optimiser). */
 export function applySplit(split: TrainableSplit): tf.Variable[] {
   for (const [, v] of split.frozen) v.trainable = false;
@@ -136,7 +141,7 @@ export class LensModel extends Module {
   stageSplit(stage: Stage): TrainableSplit {
     const prefixes = STAGE_TRAINABLE[stage];
     if (!prefixes) throw new Error(`LensModel.stageSplit: unknown stage ${JSON.stringify(stage)}; expected one of ${STAGES.join(', ')}`);
-    return splitParameters(this, (n) => prefixes.some((p) => n.startsWith(p)));
+    return prefixSplit(this, prefixes);
   }
 
   /** Freezes everything outside the stage's trainable set; returns the variables to optimise. */

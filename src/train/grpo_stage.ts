@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../backend';
 import { resolveConfig, rules } from '../config';
 import { generate, LENS_ROLLOUT_SAMPLING, type GenerationResult } from '../model/generate';
-import { applySplit, repeatRows, splitParameters, STAGE2_MODULES, type LensModel, type Stage2Module } from '../model/lens';
+import { applySplit, prefixSplit, repeatRows, STAGE2_MODULES, type LensModel, type Stage2Module } from '../model/lens';
 import { IGNORE_LABEL, segLoss } from '../model/losses';
 import { shiftedLogProbs } from '../model/mllm';
 import type { PresetName } from '../model/presets';
@@ -661,7 +661,7 @@ export async function runGrpo(opts: GrpoRunOptions): Promise<{ dir: string; metr
     if (pool.length < cfg.promptsPerStep) throw new Error(`grpo: ${pool.length} training sentences under ${opts.dataRoot}, fewer than promptsPerStep ${cfg.promptsPerStep}`);
     // one seed for every scoring, so that scorings differ only by the policy
     if (cfg.scoreEvery > 0) scorer = new PromptScorer(model, evenlySpaced(pool, cfg.scorePrompts), { samples: cfg.scoreSamples, seed: 0x5c0e });
-    const split = splitParameters(model, (n) => cfg.trainable.some((m) => n.startsWith(`${m}.`)));
+    const split = prefixSplit(model, cfg.trainable.map((m) => `${m}.`));
     applySplit(split);
     const params = split.trainable;
     await trainLoop(
