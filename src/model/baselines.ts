@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../random';
 import { parseBox, type Box } from './answer';
-import { applySplit, splitParameters, type TrainableSplit } from './lens';
+import { applySplit, prefixSplit, type TrainableSplit } from './lens';
 import { MLLM } from './mllm';
 import { MLP, Module } from './nn';
 import { resolveLensConfig, type LensConfig, type LensConfigDelta, type PresetName } from './presets';
@@ -56,7 +56,7 @@ abstract class BaselineBase extends Module {
 
   /** The trainable / frozen split of this baseline's training. */
   trainingSplit(): TrainableSplit {
-    return splitParameters(this, (n) => this.trainablePrefixes.some((p) => n.startsWith(p)));
+    return prefixSplit(this, this.trainablePrefixes);
   }
 
   /** Freezes everything outside the training set; returns the variables to optimise. */
