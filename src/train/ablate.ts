@@ -31,7 +31,10 @@
  *   folder for a seed whenever their stage settings agree, and are trained once.
  *   The stage-0 folder is not part of the names (they must not depend on where a
  *   checkout lives, or committed tables would not be found again): a table folder belongs
- *   to one stage 0; after changing it, delete `runs/` and the table files.
+ *   to one stage 0, named by the SHA-256 of its model file in `<out>/stage0.json`
+ *   (written when a cell first needs stage 0). A cell to train from another stage 0 is
+ *   refused rather than mixed into the tables: pass another `--out`, or delete `runs/`,
+ *   the table files and `stage0.json` to retrain every cell.
  * - Resumable: the table file is rewritten atomically after every finished cell x seed; a
  *   rerun skips the rows already there for the same run folder name, and an interrupted
  *   run folder resumes from its checkpoint. Scores are cached per run folder
@@ -232,6 +235,46 @@ export async function resolvePretrain(opts: Pick<AblationOptions, 'preset' | 'da
   return own;
 }
 
+/** The file of a table folder that names the stage 0 its runs start from. */
+export const STAGE0_FILE = 'stage0.json';
+
+/** Which stage 0 a table folder's runs start from: its model file's SHA-256 (16 hex) and, where recorded, the commit that trained its stage 0b. */
+export interface Stage0Identity {
+  model: string;
+  codeVersion: string | null;
+}
+
+export function stage0Identity(dir: string): Stage0Identity {
+  const model = createHash('sha256').update(readFileSync(join(dir, MODEL_FILE))).digest('hex').slice(0, 16);
+  const run = join(dir, '0b', 'run.json');
+  const codeVersion = existsSync(run) ? ((JSON.parse(readFileSync(run, 'utf8')) as { codeVersion?: string }).codeVersion ?? null) : null;
+  return { model, codeVersion };
+}
+
+/**
+ * Ties a table folder to the stage 0 in `dir`: records it in `<out>/stage0.json` the first
+ * time, and refuses a stage 0 whose model file differs from the recorded one (its cells
+ * would be mixed with cells of another stage 0 in one table).
+ */
+export function claimStage0(out: string, dir: string): Stage0Identity {
+  const id = stage0Identity(dir);
+  const file = join(out, STAGE0_FILE);
+  if (!existsSync(file)) {
+    writeJsonAtomic(file, id);
+    return id;
+  }
+  const had = JSON.parse(readFileSync(file, 'utf8')) as Partial<Stage0Identity>;
+  if (had.model !== id.model) {
+    throw new Error(
+      `${file}: the tables and runs in ${out} start from the stage 0 whose model file hashes ${had.model}` +
+        `${had.codeVersion ? ` (stage 0b at ${had.codeVersion})` : ''}, but ${join(dir, MODEL_FILE)} hashes ${id.model}; ` +
+        `training the missing cells from it would mix two stage 0s in one table. Pass --out a new folder, or --from the stage 0 the tables were trained from, ` +
+        `or delete ${join(out, 'runs')}, the table files and ${STAGE0_FILE} to retrain every cell.`,
+    );
+  }
+  return id;
+}
+
 /** The saved LensConfig of a stage folder (from the model file's metadata). */
 function savedConfig(dir: string): LensConfig {
   const meta = readSafetensors(join(dir, MODEL_FILE)).metadata;
@@ -408,6 +451,7 @@ export async function runAblation(opts: AblationOptions): Promise<{ file: string
         const dir = await resolvePretrain({ preset, dataRoot: opts.dataRoot, from: opts.from, quiet: stageQuiet, out });
         const saved = savedConfig(dir);
         if (saved.preset !== preset) throw new Error(`${join(dir, MODEL_FILE)}: a '${saved.preset}' model, but the ablation runs preset '${preset}'; pass --from a ${preset} pretrain folder`);
+        claimStage0(out, dir);
         pretrain = dir;
       }
       return pretrain;
@@ -456,6 +500,11 @@ export function ablationReport(table: AblationTable, out: string, preset: Preset
       ? `No rows yet in ${tableFile(out, table)}: run \`npx lens ablate ${table} --preset ${preset}\`.`
       : `Ours: preset ${preset}, ${ns.join(' / ')} sentences of ${ABLATION_SPLIT} per cell, seeds ${seeds.join(', ')}; mean ± sample std over seeds, in %. Paper: LENS-3B as printed.`,
   ];
+  const marker = join(out, STAGE0_FILE);
+  if (rows.length > 0 && existsSync(marker)) {
+    const id = JSON.parse(readFileSync(marker, 'utf8')) as Stage0Identity;
+    notes.push(`Stage 0: the model file of SHA-256 ${id.model}…${id.codeVersion ? `, its 0b trained at \`${id.codeVersion}\`` : ''} (\`${STAGE0_FILE}\`).`);
+  }
   if (table === 'rewards') notes.push('Row 1 has no training and no seed (spread 0 by construction). The paper prints no cIoU for row 2 (its model could not follow the format): compare our format rate.');
   return ablationMarkdown(grid.title, summary, notes.join(' '));
 }

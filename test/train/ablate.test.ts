@@ -7,7 +7,7 @@ import { initBackend } from '../../src/backend';
 import { ensureBenchmark } from '../../src/data/generate';
 import { buildLens, resolveLensConfig } from '../../src/model/presets';
 import {
-  ABLATION, ABLATION_GRIDS, ablationReport, canonicalModelDelta, readAblationTable, runAblation, seedList, tableFile,
+  ABLATION, ABLATION_GRIDS, ablationReport, canonicalModelDelta, readAblationTable, runAblation, seedList, stage0Identity, STAGE0_FILE, tableFile,
 } from '../../src/train/ablate';
 import {
   ablationMarkdown, overallVerdict, pairVerdicts, sampleStd, summarizeCells, type AblationRow, type PairVerdict,
@@ -207,6 +207,19 @@ describe('harness on tiny', () => {
     const md = ablationReport('connector', out, 'tiny');
     expect(md).toContain('Table 4');
     expect(md).toContain(`| ViT | ${Number(rows[1]!.ciou).toFixed(1)} ± 0.0 |`);
+
+    // The folder is tied to that stage 0: a missing cell is not trained from another one.
+    expect(JSON.parse(readFileSync(join(out, STAGE0_FILE), 'utf8'))).toEqual(stage0Identity(stage0));
+    expect(md).toContain(`Stage 0: the model file of SHA-256 ${stage0Identity(stage0).model}…`);
+    const other = join(root, 'stage0-other');
+    const m = buildLens('tiny', { seed: 4 });
+    const saved = loadStageModel(stage0);
+    saveStageModel(other, m, saved.tokenizer);
+    for (const x of [m, saved.model]) x.dispose();
+    expect(stage0Identity(other).model).not.toBe(stage0Identity(stage0).model);
+    const table = readFileSync(first.file);
+    await expect(runAblation({ ...opts, seeds: 2, from: other })).rejects.toThrow(/stage0\.json: .* hashes [0-9a-f]{16}, but .* hashes [0-9a-f]{16}; training the missing cells from it would mix two stage 0s/);
+    expect(readFileSync(first.file).equals(table)).toBe(true);
   }, 60_000);
 });
 
