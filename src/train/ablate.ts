@@ -251,6 +251,19 @@ export function stage0Identity(dir: string): Stage0Identity {
   return { model, codeVersion };
 }
 
+/** Reads a table folder's `stage0.json`, naming the file when it is not what `claimStage0` writes. */
+function readStage0File(file: string): Stage0Identity {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${(e as Error).message}); expected {"model": "<16 hex digits>", "codeVersion": "<commit>" | null}, as lens ablate writes it`);
+  }
+  const id = v as Partial<Stage0Identity>;
+  if (typeof id?.model !== 'string' || !/^[0-9a-f]{16}$/.test(id.model)) throw new Error(`${file}: 'model' = ${JSON.stringify(id?.model)}; expected 16 hex digits of the stage-0 model file's SHA-256`);
+  return { model: id.model, codeVersion: typeof id.codeVersion === 'string' ? id.codeVersion : null };
+}
+
 /**
  * Ties a table folder to the stage 0 in `dir`: records it in `<out>/stage0.json` the first
  * time, and refuses a stage 0 whose model file differs from the recorded one (its cells
@@ -263,7 +276,7 @@ export function claimStage0(out: string, dir: string): Stage0Identity {
     writeJsonAtomic(file, id);
     return id;
   }
-  const had = JSON.parse(readFileSync(file, 'utf8')) as Partial<Stage0Identity>;
+  const had = readStage0File(file);
   if (had.model !== id.model) {
     throw new Error(
       `${file}: the tables and runs in ${out} start from the stage 0 whose model file hashes ${had.model}` +
@@ -502,7 +515,7 @@ export function ablationReport(table: AblationTable, out: string, preset: Preset
   ];
   const marker = join(out, STAGE0_FILE);
   if (rows.length > 0 && existsSync(marker)) {
-    const id = JSON.parse(readFileSync(marker, 'utf8')) as Stage0Identity;
+    const id = readStage0File(marker);
     notes.push(`Stage 0: the model file of SHA-256 ${id.model}…${id.codeVersion ? `, its 0b trained at \`${id.codeVersion}\`` : ''} (\`${STAGE0_FILE}\`).`);
   }
   if (table === 'rewards') notes.push('Row 1 has no training and no seed (spread 0 by construction). The paper prints no cIoU for row 2 (its model could not follow the format): compare our format rate.');

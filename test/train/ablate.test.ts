@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -220,6 +220,8 @@ describe('harness on tiny', () => {
     const table = readFileSync(first.file);
     await expect(runAblation({ ...opts, seeds: 2, from: other })).rejects.toThrow(/stage0\.json: .* hashes [0-9a-f]{16}, but .* hashes [0-9a-f]{16}; training the missing cells from it would mix two stage 0s/);
     expect(readFileSync(first.file).equals(table)).toBe(true);
+    writeFileSync(join(out, STAGE0_FILE), '{"model": 3}');
+    expect(() => ablationReport('connector', out, 'tiny')).toThrow(/stage0\.json: 'model' = 3; expected 16 hex digits/);
   }, 60_000);
 });
 
