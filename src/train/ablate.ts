@@ -144,15 +144,15 @@ const same = (s: TableSettings): Record<AblationTable, TableSettings> => ({ quer
 
 /**
  * Per preset. quick: the stage defaults (DEFAULT_ALIGN / DEFAULT_GRPO, for the lead to
- * shorten from measurements) but L_seg on every rollout (the paper's; the main job's stage 2
- * trains it on right-box rollouts only, GrpoStageConfig.segLossOn) and 150 testA sentences per cell, as the main job scores its
- * splits. tiny: the stage defaults of tiny (a few steps) and 6 sentences, so each notebook
- * runs in well under a minute in CI. paper: every testA sentence. The three tables share
+ * shorten from measurements) but L_seg on every rollout (the paper's, and the committed tables';
+ * the main job's stage 2 trains it on right-box rollouts only, GrpoStageConfig.segLossOn) and
+ * 150 testA sentences per cell, as the main job scores its splits. tiny: the stage defaults of
+ * tiny (a few steps) and 6 sentences, so each notebook runs in well under a minute in CI.
+ * paper: every testA sentence. The three tables share
  * one align delta per preset so that their shared alignment runs are the same folders.
  */
 export const ABLATION: Record<PresetName, AblationSettings> = {
   tiny: { seeds: 3, tables: same({ evalLimit: 6, align: {}, grpo: {} }) },
-  // stage 2 with L_seg on every rollout, as the paper and as the committed tables were trained
   quick: { seeds: 3, tables: same({ evalLimit: 150, align: {}, grpo: { segLossOn: 'all' } }) },
   paper: { seeds: 3, tables: same({ evalLimit: 0, align: {}, grpo: {} }) },
 };
