@@ -1161,6 +1161,61 @@ static napi_value js_layer_norm(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* quick-GELU, y = x * sigmoid(1.702 x), forward and backward in one pass each */
+/* (src/accel/quick-gelu.ts). The same float32 operations in the same order as */
+/* the composite on these kernels (src/model/nn.ts: mul, Sigmoid, mul; its     */
+/* gradient dy*s + ((dy*x) * (s*(1-s))) * 1.702), so bit-identical to it.      */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+  const float *x, *dy;
+  float *out;
+  size_t n, per_task;
+} gelu_job;
+
+static void gelu_fwd_task(void *ctx, size_t t) {
+  const gelu_job *j = (const gelu_job *)ctx;
+  size_t i0 = t * j->per_task, i1 = i0 + j->per_task > j->n ? j->n : i0 + j->per_task;
+  for (size_t i = i0; i < i1; i++) {
+    float x = j->x[i], s = 1.0f / (1.0f + exp_approx(-(x * 1.702f)));
+    j->out[i] = x * s;
+  }
+}
+
+static void gelu_bwd_task(void *ctx, size_t t) {
+  const gelu_job *j = (const gelu_job *)ctx;
+  size_t i0 = t * j->per_task, i1 = i0 + j->per_task > j->n ? j->n : i0 + j->per_task;
+  for (size_t i = i0; i < i1; i++) {
+    float x = j->x[i], dy = j->dy[i], s = 1.0f / (1.0f + exp_approx(-(x * 1.702f)));
+    j->out[i] = dy * s + ((dy * x) * (s * (1.0f - s))) * 1.702f;
+  }
+}
+
+/* quickGelu(heap, xOff, dyOff, outOff, n, backward): out = quick-GELU(x), or its gradient dx given dy (dyOff unused forward) */
+static napi_value js_quick_gelu(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) FAIL("quickGelu(heap, xOff, dyOff, outOff, n, backward): expected 6 arguments");
+  uint8_t *heap;
+  size_t heap_len;
+  if (!get_heap(env, argv[0], &heap, &heap_len)) FAIL("quickGelu: argument 0 must be the wasm heap ArrayBuffer");
+  double v[4];
+  for (int i = 0; i < 4; i++) CHECK(napi_get_value_double(env, argv[1 + i], &v[i]));
+  bool backward;
+  CHECK(napi_get_value_bool(env, argv[5], &backward));
+  if (!in_heap(heap_len, v[0], 4 * v[3]) || !in_heap(heap_len, v[2], 4 * v[3]) || (backward && !in_heap(heap_len, v[1], 4 * v[3])))
+    FAIL("quickGelu: an operand lies outside the wasm heap");
+  gelu_job j = {(const float *)(heap + (size_t)v[0]), backward ? (const float *)(heap + (size_t)v[1]) : NULL, (float *)(heap + (size_t)v[2]), (size_t)v[3], 0};
+  if (j.n == 0) return NULL;
+  double work = (double)j.n * (backward ? 8 : 4);
+  size_t parts = task_count(work, 32768, j.n / 256 + 1);
+  j.per_task = ((j.n + parts - 1) / parts + 15) & ~(size_t)15;
+  parallel_tasks(backward ? gelu_bwd_task : gelu_fwd_task, &j, (j.n + j.per_task - 1) / j.per_task, work);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Module                                                                     */
 /* ------------------------------------------------------------------------- */
 
@@ -1199,6 +1254,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"adam", NULL, js_adam, NULL, NULL, NULL, napi_default, NULL},
       {"grad", NULL, js_grad, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, js_layer_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"quickGelu", NULL, js_quick_gelu, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, js_info, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

@@ -7,3 +7,4 @@ export { registerWasmAccel, setWasmAccel, stockKernel, wasmAccelStatus, type Acc
 export { loadNative, BUILD_HINT, ADDON_RELATIVE_PATH, type NativeAddon, type NativeLoad } from './native';
 export { adam, FusedAdamOptimizer, ADAM_KERNEL } from './adam';
 export { layerNorm, layerNormComposite, LAYER_NORM_KERNEL, LAYER_NORM_GRAD_KERNEL } from './layernorm';
+export { quickGelu, quickGeluComposite, QUICK_GELU_KERNEL, QUICK_GELU_GRAD_KERNEL } from './quick-gelu';

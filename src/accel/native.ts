@@ -29,6 +29,8 @@ export interface NativeAddon {
   /** Layer norm forward (desc [x, gamma, beta, y, mean, rstd offsets, rows, C, eps]) or backward
    *  (desc [x, gamma, dy, mean, rstd, dx, dgamma, dbeta offsets, rows, C]). */
   layerNorm(heap: ArrayBuffer, desc: Float64Array, backward: boolean): void;
+  /** quick-GELU of n floats of x, or (backward) its gradient given dy (dyOff unused forward). */
+  quickGelu(heap: ArrayBuffer, xOff: number, dyOff: number, outOff: number, n: number, backward: boolean): void;
   /** Row softmax of x: [rows, channels]. */
   softmax(heap: ArrayBuffer, xOff: number, outOff: number, rows: number, channels: number): void;
   /** The BLAS build and thread counts. */
@@ -69,7 +71,7 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.layerNorm !== 'function') {
+    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.layerNorm !== 'function' || typeof addon.quickGelu !== 'function') {
       return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };

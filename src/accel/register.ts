@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ADAM_KERNEL, makeAdamKernel } from './adam';
 import { installFusedGradients, makeGradKernel, SIGMOID_GRAD_KERNEL, SOFTMAX_GRAD_KERNEL } from './gradients';
 import { LAYER_NORM_GRAD_KERNEL, LAYER_NORM_KERNEL, makeLayerNormGradKernel, makeLayerNormKernel } from './layernorm';
+import { makeQuickGeluKernel, QUICK_GELU_GRAD_KERNEL, QUICK_GELU_KERNEL } from './quick-gelu';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul';
 import { BUILD_HINT, loadNative, type NativeAddon } from './native';
 import { BINARY_OPS, makeBinary, makeSoftmax, makeTranspose, makeUnary, UNARY_OPS } from './elementwise';
@@ -64,6 +65,8 @@ const NATIVE_ONLY: Record<string, (addon: NativeAddon) => WasmKernelFunc> = {
   [SIGMOID_GRAD_KERNEL]: (addon) => makeGradKernel(addon, false),
   [LAYER_NORM_KERNEL]: makeLayerNormKernel,
   [LAYER_NORM_GRAD_KERNEL]: makeLayerNormGradKernel,
+  [QUICK_GELU_KERNEL]: (addon) => makeQuickGeluKernel(addon, false),
+  [QUICK_GELU_GRAD_KERNEL]: (addon) => makeQuickGeluKernel(addon, true),
 };
 
 const stockConfigs = new Map<string, tf.KernelConfig>();

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { layerNorm } from '../accel/layernorm';
+import { quickGelu } from '../accel/quick-gelu';
 import type { Rng } from '../random';
 
 /** A named tree of parameters. Subclasses register variables and child modules. */
@@ -92,10 +93,8 @@ export const init = {
   },
 };
 
-/** quick-GELU: x * sigmoid(1.702 x) (CLIP's and the LENS connector's activation). */
-export function quickGelu<T extends tf.Tensor>(x: T): T {
-  return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)))) as T;
-}
+/** quick-GELU: x * sigmoid(1.702 x) (CLIP's and the LENS connector's activation); fused on the native kernels. */
+export { quickGelu } from '../accel/quick-gelu';
 
 export interface LinearOptions {
   bias?: boolean;
