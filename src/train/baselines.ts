@@ -135,12 +135,12 @@ export const DEFAULT_LISA: Record<PresetName, LisaTrainConfig> = {
 };
 
 /**
- * Seg-Zero defaults per preset. The RL settings match LENS stage 2 (grpo_stage.ts) preset
- * for preset (G, prompts per step, sampling, lr, KL, clip, IoU exponent, completion cap),
- * so the two RL methods differ only in what is rewarded and how SAM is prompted. lr: the
- * official 3e-6 is for a pretrained 3B model; the stage-0b mini-MLLM needs 5e-5 to move in
- * a few dozen steps (as stage 2 quick). quick: 80 steps as stage 2; measured ~1.5 s CPU per
- * step at P = 2, G = 8 with 80-token rollouts (wasm + native matmul), ~2 min unloaded.
+ * Seg-Zero defaults per preset. G, sampling, KL, clip, IoU exponent and completion cap as LENS
+ * stage 2 (grpo_stage.ts), so that the two RL methods differ in what is rewarded and how SAM is
+ * prompted. lr: the official 3e-6 is for a pretrained 3B model; the stage-0b mini-MLLM needs
+ * 5e-5 to move in a few dozen steps. quick: 80 steps of P = 2 prompts, ~0.8 min in the main job
+ * (no mask path, no reference rollouts); LENS's stage 2 runs 240 of P = 4 there, ~6.5 min,
+ * which the job's 30 minutes leave no room to match.
  */
 export const DEFAULT_SEGZERO: Record<PresetName, SegZeroTrainConfig> = {
   tiny: {

@@ -79,8 +79,8 @@ export interface GrpoStageConfig extends RolloutSettings {
   steps: number;
   /**
    * Peak lr, linear decay (official 3e-6 for a pretrained 3B model at many more steps).
-   * quick runs only 40-80 steps, in which 3e-6 moves a small model's weights by ~1e-4:
-   * nothing measurable. quick: 2e-5, measured from one stage 1 against 1e-5 and 5e-5 (80
+   * quick runs a few hundred steps, in which 3e-6 moves a small model's weights by ~1e-4
+   * (80 steps): nothing measurable. quick: 2e-5, measured from one stage 1 against 1e-5 and 5e-5 (80
    * steps of 2 prompts, 16 sentences per family): the reward's gain over the stage-1 policy by quarter was
    * +0.02 .. +0.09, +0.04 .. +0.12 and +0.06 .. +0.25, and held-out cIoU (mean of ten splits)
    * 0.4, 0.7 and 1.2 points below stage 1's (from a later, stronger stage 1, 1e-5 raised the
@@ -148,8 +148,8 @@ export interface GrpoStageConfig extends RolloutSettings {
    * (`rewardGain`). The prompts change every step, and at P = 2-4 their difficulty moves the
    * per-step reward more than a run's learning does (a frozen policy's reward moved 0.14
    * between quarters of an 80-step run); the same prompts under the stage-1 policy cancel
-   * that. Logging only (the loss does not see it); costs a second set of rollouts.
-   * Not in the official trainer.
+   * that. Logging only (the loss does not see it); costs a second set of rollouts, which
+   * quick spends on more steps instead (DEFAULT_GRPO). Not in the official trainer.
    */
   logReferenceReward: boolean;
   /**
@@ -205,19 +205,22 @@ const OFFICIAL = {
 };
 
 /**
- * Per preset. quick: 80 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family,
- * ~3 s a step with the reference's rollouts (wasm + native matmul, 2 cores), 250-270 s in all
- * with the scorings of 64 of its prompts every 10 steps (`lens grpo` with evalLimit 0). P = 4
- * rather than 2: the same rollouts in updates half as noisy (from the stage 1 of `e66565a`, 80
- * steps of 2 ended at held-out cIoU 26.1, 40 of 4 at 26.6). 80 steps from 64 per family: the
- * best held-out cIoU of the ways measured in about four minutes (poolPerFamily), and the reward
- * on the scored training prompts still rises (1.542 -> 1.600 at seed 1);
- * docs/stage0b-grounding.md, "Stage 2". The main job evaluates run folders itself and passes
- * evalLimit 0. tiny: a handful (tests).
+ * Per preset. quick: 240 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family
+ * (each prompt seen ~4 times), ~1.6 s a step (wasm + native kernels, 2 cores), ~6.5 min with
+ * the scorings of 64 of its prompts every 20 steps (`lens grpo` with evalLimit 0). From the
+ * main job's stage 1 at three seeds, 240 steps ended 0.4 points of held-out cIoU above 80
+ * each time (+0.23, +0.79, +0.02 against stage 1, where 80 gave -0.18, +0.32, -0.36; all within
+ * the noise on their own; docs/stage0b-grounding.md, "Three times the steps"). The time comes
+ * from logReferenceReward, off here: its second set of rollouts cost as much as a third more
+ * steps, and the scored reward is the cleaner curve. P = 4 rather than 2: the same rollouts in
+ * updates half as noisy (from the stage 1 of `e66565a`, 80 steps of 2 ended at held-out cIoU
+ * 26.1, 40 of 4 at 26.6). 64 per family: the best held-out cIoU of the pools measured
+ * (poolPerFamily). The main job evaluates run folders itself and passes evalLimit 0. tiny: a
+ * handful (tests).
  */
 export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
   tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, scoreEvery: 2, scorePrompts: 2, scoreSamples: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
-  quick: { ...OFFICIAL, segLossOn: 'rightBox', steps: 80, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 10, scorePrompts: 64, poolPerFamily: 64, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  quick: { ...OFFICIAL, segLossOn: 'rightBox', logReferenceReward: false, steps: 240, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 20, scorePrompts: 64, poolPerFamily: 64, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
   paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, scoreEvery: 50, scorePrompts: 256, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
 };
 
