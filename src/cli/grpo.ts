@@ -17,7 +17,7 @@ const HELP = `usage: lens grpo --from DIR [--preset tiny|quick|paper] [--seed N]
 
 Per-step logs (steps.arrow): every reward component's mean / std, KL, clip fraction, format rate,
 zero-spread group fraction, seg loss, completion length, and the frozen stage-1 model's reward on
-the same prompts with the policy's gain over it (refRewardMean, rewardGain; logReferenceReward),
+the same prompts with the policy's gain over it (refRewardMean, rewardGain; logReferenceReward, off in quick),
 and every scoreEvery steps the policy's mean reward on its training prompts under fixed draws,
 beside the stage-1 model's (scoreReward, scoreRefReward, scoreGain). Ends with model.safetensors +
 tokenizer.json and metrics.arrow.`;
