@@ -71,7 +71,8 @@ function tryLoad(): NativeLoad {
   try {
     const req = createRequire(join(root, 'package.json'));
     const addon = req(path) as NativeAddon;
-    if (typeof addon.gemm !== 'function' || typeof addon.transpose !== 'function' || typeof addon.adam !== 'function' || typeof addon.layerNorm !== 'function' || typeof addon.quickGelu !== 'function') {
+    const required = ['gemm', 'transpose', 'adam', 'layerNorm', 'quickGelu'] as const; // the newest of each build
+    if (required.some((f) => typeof addon[f] !== 'function')) {
       return { ok: false, reason: `${ADDON_RELATIVE_PATH} is from another version (functions missing): rebuild it (npm run build:native)` };
     }
     return { ok: true, addon, path };

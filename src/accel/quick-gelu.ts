@@ -35,19 +35,21 @@ export function quickGeluComposite<T extends tf.Tensor>(x: T): T {
   return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)))) as T;
 }
 
+/** The fused pair as one op with its gradient (built once: it has no attributes). */
+const fused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.engine().runKernel(QUICK_GELU_KERNEL, { x }, {}) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(QUICK_GELU_GRAD_KERNEL, { dy, x: saved[0]! }, {}) as tf.Tensor,
+  };
+});
+
 /** quick-GELU (CLIP's and the LENS connector's activation): the fused kernels where registered, the composite form otherwise. */
 export function quickGelu<T extends tf.Tensor>(x: T): T {
   const backend = tf.getBackend();
   if (!tf.getKernel(QUICK_GELU_KERNEL, backend) || !tf.getKernel(QUICK_GELU_GRAD_KERNEL, backend) || x.dtype !== 'float32') {
     return quickGeluComposite(x);
   }
-  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [xi, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    save([xi]);
-    return {
-      value: tf.engine().runKernel(QUICK_GELU_KERNEL, { x: xi }, {}) as tf.Tensor,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(QUICK_GELU_GRAD_KERNEL, { dy, x: saved[0]! }, {}) as tf.Tensor,
-    };
-  });
-  return f(x) as T;
+  return fused(x) as T;
 }

@@ -94,7 +94,7 @@ export const init = {
 };
 
 /** quick-GELU: x * sigmoid(1.702 x) (CLIP's and the LENS connector's activation); fused on the native kernels. */
-export { quickGelu } from '../accel/quick-gelu';
+export { quickGelu };
 
 export interface LinearOptions {
   bias?: boolean;

@@ -211,8 +211,8 @@ const OFFICIAL = {
  * main job's stage 1 at three seeds, 240 steps ended 0.4 points of held-out cIoU above 80
  * each time (+0.23, +0.79, +0.02 against stage 1, where 80 gave -0.18, +0.32, -0.36; all within
  * the noise on their own; docs/stage0b-grounding.md, "Three times the steps"). The time comes
- * from logReferenceReward, off here: its second set of rollouts cost as much as a third more
- * steps, and the scored reward is the cleaner curve. P = 4 rather than 2: the same rollouts in
+ * from logReferenceReward, off here: its second set of rollouts cost ~170 s per 240 steps,
+ * about as much as 130 more steps, and the scored reward is the cleaner curve. P = 4 rather than 2: the same rollouts in
  * updates half as noisy (from the stage 1 of `e66565a`, 80 steps of 2 ended at held-out cIoU
  * 26.1, 40 of 4 at 26.6). 64 per family: the best held-out cIoU of the pools measured
  * (poolPerFamily). The main job evaluates run folders itself and passes evalLimit 0. tiny: a
