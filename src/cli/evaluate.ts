@@ -9,11 +9,11 @@
  * `--split groundingsuite/eval` with DIR holding GroundingSuite-Eval.jsonl; its
  * image_path values resolve under --images (default DIR).
  *
- * `lens evaluate --run RUN [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--preset P]`:
+ * `lens evaluate --run RUN [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--preset P] [--out DIR]`:
  * predicts with the model a training run left (LENS, LISA-style or Seg-Zero-style;
  * src/train/evaluate_run.ts) on every evaluation split or the given ones, writes
- * RUN/eval.arrow and RUN/predictions/*.json (files this same command scores with --pred),
- * and prints a table.
+ * eval.arrow and predictions/*.json (files this same command scores with --pred) into
+ * RUN, or into --out DIR, and prints a table.
  */
 import { FAMILIES, SPLITS, loadSplit, parseSplitName } from '../data/index';
 import { readPredictions, scorePredictions } from '../eval/predictions';
@@ -23,7 +23,7 @@ import { PRESET_NAMES, type PresetName } from '../model/presets';
 import { projectRoot } from '../util/paths';
 
 const HELP = `usage: lens evaluate --data DIR --split FAMILY/SPLIT --pred FILE [--images DIR]
-       lens evaluate --run RUN [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--preset P]
+       lens evaluate --run RUN [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--preset P] [--out DIR]
        lens evaluate --trivial [--data DIR] [--split FAMILY/SPLIT]... [--max-per-split N] [--seed N]
 
   --data DIR      dataset root (LISA layout: refer_seg/, reason_seg/; or a folder holding GroundingSuite-Eval.jsonl)
@@ -38,7 +38,8 @@ With --run (a finished run folder of pretrain, align, grpo or train-baseline):
   --split F/S          repeatable; default every evaluation split of the generated benchmark
   --max-per-split N    sentences per split at most, evenly spaced (0 = all; default from --preset)
   --preset P           evaluation defaults tiny|quick|paper (default quick: 150 per split)
-Writes RUN/eval.arrow and RUN/predictions/<family>_<split>.json; prints a table.
+  --out DIR            write there instead of into RUN (e.g. every sentence, keeping the job's own evaluation)
+Writes RUN/eval.arrow and RUN/predictions/<family>_<split>.json (or under --out); prints a table.
 
 With --trivial: scores the two trivial predictors (largest instance; a seeded random
 instance, --seed, default 0) on the same splits and subset; prints a table.`;
@@ -54,6 +55,7 @@ export async function run(argv: string[]): Promise<number> {
         preset: { type: 'string' },
         trivial: { type: 'boolean' },
         seed: { type: 'string' },
+        out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       }, HELP);
   if (values.help) {
@@ -63,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.run !== undefined && values.trivial) throw new UsageError(`--run and --trivial are separate modes\n\n${HELP}`);
   if (values.run !== undefined) return runMode(values);
   if (values.trivial) return trivialMode(values);
-  for (const flag of ['max-per-split', 'preset', 'seed'] as const) {
+  for (const flag of ['max-per-split', 'preset', 'seed', 'out'] as const) {
     if (values[flag] !== undefined) throw new UsageError(`--${flag} only applies with --run\n\n${HELP}`);
   }
   for (const flag of ['data', 'split', 'pred'] as const) {
@@ -86,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** `--run RUN`: evaluates a training run's model (src/train/evaluate_run.ts). */
-type ModeValues = { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; seed?: string };
+type ModeValues = { data?: string; split?: string[]; pred?: string; images?: string; run?: string; 'max-per-split'?: string; preset?: string; seed?: string; out?: string };
 
 /** Flags shared by --run and --trivial: preset, max-per-split, splits (checked). */
 function modeFlags(values: ModeValues, mode: string): { preset: string; maxPerSplit: number | undefined } {
@@ -111,6 +113,7 @@ function modeFlags(values: ModeValues, mode: string): { preset: string; maxPerSp
 /** `--trivial`: the largest-object and random-object predictors (src/train/trivial.ts). */
 async function trivialMode(values: ModeValues): Promise<number> {
   const { preset, maxPerSplit } = modeFlags(values, '--trivial');
+  if (values.out !== undefined) throw new UsageError(`--out only applies with --run (--trivial writes nothing)\n\n${HELP}`);
   const seed = Number(values.seed ?? '0');
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed: expected an integer >= 0, got '${values.seed}'`);
   const { scoreTrivialSplits, formatTrivialTable } = await import('../train/trivial');
@@ -135,8 +138,9 @@ async function runMode(values: ModeValues): Promise<number> {
     splits: values.split,
     preset: preset as PresetName,
     config: maxPerSplit === undefined ? {} : { maxPerSplit },
+    out: values.out,
   });
   console.log(formatEvalTable(rows));
-  console.log(`wrote ${join(values.run!, 'eval.arrow')}`);
+  console.log(`wrote ${join(values.out ?? values.run!, 'eval.arrow')}`);
   return 0;
 }

@@ -260,22 +260,28 @@ export interface EvaluateRunOptions {
   splits?: readonly string[];
   preset?: PresetName;
   config?: ConfigDelta<EvaluateConfig>;
+  /**
+   * Folder for eval.arrow and predictions/ (default `dir`): scoring a run another way, e.g.
+   * every sentence, without overwriting the evaluation its job's summary was made from.
+   */
+  out?: string;
   quiet?: boolean;
 }
 
 /**
- * Evaluates the model of run folder `dir` on each split; writes <dir>/eval.arrow and
- * <dir>/predictions/<family>_<split>.json, returns the rows.
+ * Evaluates the model of run folder `dir` on each split; writes <out>/eval.arrow and
+ * <out>/predictions/<family>_<split>.json (`out` defaults to `dir`), returns the rows.
  */
 export async function evaluateRun(dir: string, opts: EvaluateRunOptions): Promise<EvalRow[]> {
   const c = resolveEvaluateConfig(opts.preset ?? 'quick', opts.config);
   const splits = opts.splits ?? evaluationSplits();
+  const out = opts.out ?? dir;
   const m = loadRunModel(dir);
   const rows: EvalRow[] = [];
   try {
     const side = m.model.config.imageSize;
     const bar = new Progress({ label: `evaluate ${dir.split(/[\\/]/).pop()}`, total: splits.length, unit: 'split', quiet: opts.quiet });
-    mkdirSync(join(dir, 'predictions'), { recursive: true });
+    mkdirSync(join(out, 'predictions'), { recursive: true });
     for (const name of splits) {
       const { family, split } = parseSplitName(name);
       const ds = await loadSplit(opts.dataRoot, family, split);
@@ -283,7 +289,7 @@ export async function evaluateRun(dir: string, opts: EvaluateRunOptions): Promis
       const examples = evaluationSubset(all, c.maxPerSplit);
       const preds = predictRun(m, examples, c);
       const entries = predictionEntries(examples, preds, side, { withBoxes: m.kind !== 'lisa' }); // LISA answers no box
-      const file = join(dir, 'predictions', `${family}_${split}.json`);
+      const file = join(out, 'predictions', `${family}_${split}.json`);
       writeJsonAtomic(file, entries);
       rows.push({ split: name, model: m.kind, ...scoreEntries(ds, examples, entries, file) });
       bar.tick(1, name);
@@ -292,7 +298,7 @@ export async function evaluateRun(dir: string, opts: EvaluateRunOptions): Promis
   } finally {
     m.model.dispose();
   }
-  writeArrow(join(dir, 'eval.arrow'), rows.map(evalRowCells));
+  writeArrow(join(out, 'eval.arrow'), rows.map(evalRowCells));
   return rows;
 }
 

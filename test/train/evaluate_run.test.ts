@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -82,6 +82,19 @@ describe('evaluateRun', () => {
     const table = formatEvalTable(await evaluateRun(szDir, { dataRoot: data, splits: ['refcoco/val'], preset: 'tiny', config: { maxPerSplit: 2, maxNewTokens: 4 }, quiet: true }));
     expect(table.split('\n')[0]).toMatch(/^split\s+model\s+gIoU\s+cIoU\s+boxAcc\s+format\s+n$/);
     expect(table.split('\n')[1]).toMatch(/^refcoco\/val\s+segzero\s.*\s2$/);
+
+    // `out` scores the run elsewhere and leaves the run's own evaluation as it was.
+    const own = readFileSync(join(szDir, 'eval.arrow'));
+    const ownPred = readFileSync(join(szDir, 'predictions', 'refcoco_val.json'));
+    const elsewhere = join(root, 'segzero-all');
+    const rows = await evaluateRun(szDir, { dataRoot: data, splits: ['refcoco/val'], preset: 'tiny', config: { maxPerSplit: 0, maxNewTokens: 4 }, out: elsewhere, quiet: true });
+    expect(readFileSync(join(szDir, 'eval.arrow'))).toEqual(own);
+    expect(readFileSync(join(szDir, 'predictions', 'refcoco_val.json'))).toEqual(ownPred);
+    expect(readArrow(join(elsewhere, 'eval.arrow'))).toMatchObject([{ split: 'refcoco/val', n: rows[0]!.n }]);
+    expect(rows[0]!.n).toBeGreaterThan(2);
+    expect(await scoreThroughPred('refcoco/val', join(elsewhere, 'predictions', 'refcoco_val.json'))).toMatchObject({ ciou: rows[0]!.ciou, n: rows[0]!.n });
+    await expect(evaluateCli(['--trivial', '--data', data, '--out', elsewhere])).rejects.toThrow(/--out only applies with --run/);
+    await expect(evaluateCli(['--data', data, '--split', 'refcoco/val', '--pred', join(elsewhere, 'predictions', 'refcoco_val.json'), '--out', elsewhere])).rejects.toThrow(/--out only applies with --run/);
   });
 
   it('a LISA run reports no box accuracy (N/A), and a folder without a model is refused', async () => {
