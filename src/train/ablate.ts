@@ -143,20 +143,20 @@ export interface AblationSettings {
 const same = (s: TableSettings): Record<AblationTable, TableSettings> => ({ queries: s, connector: s, rewards: s });
 
 /**
- * Per preset. quick: the stage defaults (DEFAULT_ALIGN / DEFAULT_GRPO, for the lead to
- * shorten from measurements) but L_seg on every rollout (the paper's, and the committed tables';
- * the main job's stage 2 trains it on right-box rollouts only, GrpoStageConfig.segLossOn),
- * stage 2's length and logging as the committed tables trained (80 steps, the reference reward
- * logged, scored every 10; the main job's stage 2 runs 240 since it stopped logging the
- * reference: Table 5's 15 stage-2 cells would take three times as long) and 150 testA sentences
- * per cell, as the main job scores its splits. tiny: the stage defaults of tiny (a few steps)
+ * Per preset. quick: the stage defaults (DEFAULT_ALIGN / DEFAULT_GRPO) as the committed tables
+ * trained them: stage 1 at 300 steps from 300 sentences per family (the main job's runs 600
+ * from 600 since its stage 0b got longer; the tables start from the stage 0 of
+ * `results/ablations/quick/stage0.json`, the shorter one), L_seg on every rollout (the paper's;
+ * the main job's stage 2 trains it on right-box rollouts only, GrpoStageConfig.segLossOn), the
+ * reference reward logged and scored every 10 steps, and 150 testA sentences per cell, as the
+ * main job scores its splits. tiny: the stage defaults of tiny (a few steps)
  * and 6 sentences, so each notebook runs in well under a minute in CI. paper: every testA
  * sentence. The three tables share one align delta per preset so that their shared alignment
  * runs are the same folders.
  */
 export const ABLATION: Record<PresetName, AblationSettings> = {
   tiny: { seeds: 3, tables: same({ evalLimit: 6, align: {}, grpo: {} }) },
-  quick: { seeds: 3, tables: same({ evalLimit: 150, align: {}, grpo: { segLossOn: 'all', steps: 80, logReferenceReward: true, scoreEvery: 10 } }) },
+  quick: { seeds: 3, tables: same({ evalLimit: 150, align: { steps: 300, poolPerFamily: 300 }, grpo: { segLossOn: 'all', steps: 80, logReferenceReward: true, scoreEvery: 10 } }) },
   paper: { seeds: 3, tables: same({ evalLimit: 0, align: {}, grpo: {} }) },
 };
 

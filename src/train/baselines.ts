@@ -144,8 +144,7 @@ export const DEFAULT_LISA: Record<PresetName, LisaTrainConfig> = {
  * stage 2 (grpo_stage.ts), so that the two RL methods differ in what is rewarded and how SAM is
  * prompted. lr: the official 3e-6 is for a pretrained 3B model; the stage-0b mini-MLLM needs
  * 5e-5 to move in a few dozen steps. quick: 80 steps of P = 2 prompts, ~0.8 min in the main job
- * (no mask path, no reference rollouts); LENS's stage 2 runs 240 of P = 4 there, ~6.5 min,
- * which the job's 30 minutes leave no room to match.
+ * (no mask path, no reference rollouts); LENS's stage 2 runs 80 of P = 4 there, ~2 min.
  */
 export const DEFAULT_SEGZERO: Record<PresetName, SegZeroTrainConfig> = {
   tiny: {

@@ -205,14 +205,16 @@ const OFFICIAL = {
 };
 
 /**
- * Per preset. quick: 240 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family
- * (each prompt seen ~4 times), ~1.6 s a step (wasm + native kernels, 2 cores), ~6.5 min with
- * the scorings of 64 of its prompts every 20 steps (`lens grpo` with evalLimit 0). From the
- * main job's stage 1 at three seeds, 240 steps ended 0.4 points of held-out cIoU above 80
- * each time (+0.23, +0.79, +0.02 against stage 1, where 80 gave -0.18, +0.32, -0.36; all within
- * the noise on their own; docs/stage0b-grounding.md, "Three times the steps"). The time comes
- * from logReferenceReward, off here: its second set of rollouts cost ~170 s per 240 steps,
- * about as much as 130 more steps, and the scored reward is the cleaner curve. P = 4 rather than 2: the same rollouts in
+ * Per preset. quick: 80 steps of P = 4 prompts x G = 8 rollouts from 64 sentences per family
+ * (each prompt seen ~1.3 times), ~1.3 s a step (wasm + native kernels, 2 cores), ~2 min with
+ * the scorings of 64 of its prompts every 20 steps (`lens grpo` with evalLimit 0). 240 steps
+ * (the default from `5b21c42` to the longer stage 0b) ended 0.4 points of held-out cIoU above
+ * 80 on 150 sentences per split at three seeds, but on every sentence 240 steps against stage 1
+ * were +0.27, +0.98 and -0.50 (README, "On every sentence"): no gain the 4 minutes could show,
+ * and they went to stage 0b and stage 1, which move held-out cIoU by points
+ * (docs/stage0b-grounding.md, "Three times the steps"). logReferenceReward is off: its second
+ * set of rollouts costs about as much as 45 more steps, and the scored reward is the cleaner
+ * curve. P = 4 rather than 2: the same rollouts in
  * updates half as noisy (from the stage 1 of `e66565a`, 80 steps of 2 ended at held-out cIoU
  * 26.1, 40 of 4 at 26.6). 64 per family: the best held-out cIoU of the pools measured
  * (poolPerFamily). The main job evaluates run folders itself and passes evalLimit 0. tiny: a
@@ -220,7 +222,7 @@ const OFFICIAL = {
  */
 export const DEFAULT_GRPO: Record<PresetName, GrpoStageConfig> = {
   tiny: { ...OFFICIAL, numGenerations: 4, steps: 3, promptsPerStep: 2, maxNewTokens: 12, lr: 1e-4, warmupSteps: 0, iouExponent: 1, checkpointEvery: 2, scoreEvery: 2, scorePrompts: 2, scoreSamples: 2, poolPerFamily: 4, evalLimit: 2, evalBatchSize: 4, evalMaxNewTokens: 12 },
-  quick: { ...OFFICIAL, segLossOn: 'rightBox', logReferenceReward: false, steps: 240, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 20, scorePrompts: 64, poolPerFamily: 64, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
+  quick: { ...OFFICIAL, segLossOn: 'rightBox', logReferenceReward: false, steps: 80, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 2e-5, warmupSteps: 4, iouExponent: 1, checkpointEvery: 20, scoreEvery: 20, scorePrompts: 64, poolPerFamily: 64, evalLimit: 50, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
   paper: { ...OFFICIAL, steps: 1000, promptsPerStep: 4, maxNewTokens: DEFAULT_MAX_NEW_TOKENS, lr: 1e-5, warmupSteps: 10, iouExponent: 1, checkpointEvery: 50, scoreEvery: 50, scorePrompts: 256, poolPerFamily: 0, evalLimit: -1, evalBatchSize: 16, evalMaxNewTokens: DEFAULT_MAX_NEW_TOKENS },
 };
 

@@ -61,12 +61,13 @@ export type { StageRunOptions } from './stage_io';
 /** Stage 0a: mini-SAM pretraining on every instance with box / point prompts. */
 export interface Stage0aConfig {
   /**
-   * Optimiser steps (quick: ~5 min of the 30-minute main job). Stage 1's masks are this SAM's
-   * decoding: 800, 1600 and 2400 steps give a held-out box-prompt mIoU of 0.667, 0.754 and
-   * 0.799, and stage 1 from one stage 0 with each of those SAMs a ten-split cIoU mean of 26.1,
-   * 28.7 and 29.3 (seed 1, 800 and 2400 steps: 0.587 and 0.784, 22.1 and 25.8;
-   * docs/stage0b-grounding.md, "A longer stage 0a"): more per minute than stage 0b's last
-   * steps buy.
+   * Optimiser steps (quick: 2000, ~4 min of the 30-minute main job). Stage 1's masks are this
+   * SAM's decoding: 800, 1600 and 2400 steps give a held-out box-prompt mIoU of 0.667, 0.754
+   * and 0.799, and stage 1 from one stage 0 with each of those SAMs a ten-split cIoU mean of
+   * 26.1, 28.7 and 29.3 (seed 1, 800 and 2400 steps: 0.587 and 0.784, 22.1 and 25.8;
+   * docs/stage0b-grounding.md, "A longer stage 0a"). 2400 until the longer stage 0b: its
+   * last 400 steps are worth ~0.3 points by that curve, and their ~0.8 min went to 0b,
+   * whose boxes stage 1 turns into more (`Stage0bConfig.steps`).
    */
   steps: number;
   /** Instances per step (SAM trains 256 images x 64 masks; small here for two CPU cores). */
@@ -99,7 +100,13 @@ export interface Stage0aConfig {
 
 /** Stage 0b: MLLM supervised fine-tuning on the LENS answer format. */
 export interface Stage0bConfig {
-  /** Optimiser steps (quick: ~12 min of the main job, the largest share; still well below saturation). */
+  /**
+   * Optimiser steps (quick: 4500, ~15 min of the main job, the largest share; still well below
+   * saturation). 4500 on twice the pictures (`extraPictures` 1) against the 3300 on the
+   * benchmark alone before: greedy box Acc@0.5 over the ten evaluation splits 17.6% -> 27.8%
+   * at seed 0, and with stage 1 at 600 steps (`AlignConfig.steps`: from this 0b it needs them)
+   * a stage-1 cIoU mean over every sentence of 29.5 -> 33.2 (README, "The main job").
+   */
   steps: number;
   /** Sentences per step. */
   batchSize: number;
@@ -125,12 +132,13 @@ export interface Stage0bConfig {
    * More training pictures, generated: this many times the benchmark's training split, drawn
    * by the generator that wrote it as the continuation of its training streams (the next
    * RefCOCO-like and ReasonSeg-like training pictures, every sentence of them; never a val or
-   * test picture). Stage 0b stands in for a VLM pretrained on far more than one benchmark, and
-   * over its 3300 steps it sees each of the benchmark's ~10k training sentences ~5 times.
+   * test picture). Stage 0b stands in for a VLM pretrained on far more than one benchmark.
    * `reasonFraction` applies to these too; the tokenizer is fitted on the benchmark alone.
-   * Not in the paper (stage 0 is ours). Default 0, the benchmark's training split alone: 4 more
-   * gave stage 1 a ten-split cIoU mean of 27.4 against 26.4 at seed 0 and 25.0 against 28.5 at
-   * seed 1, within what one seed of 0b moves (docs/stage0b-grounding.md, "More pictures").
+   * Not in the paper (stage 0 is ours). quick: 1, so that 4500 steps of 16 see each of the
+   * ~20k training sentences ~3.6 times rather than the benchmark's ~10k 7 times. At 3300
+   * steps, 4 more gave stage 1 a ten-split cIoU mean of 27.4 against 26.4 at seed 0 and 25.0
+   * against 28.5 at seed 1, within what one seed of 0b moves (docs/stage0b-grounding.md,
+   * "More pictures"); more pictures go with more steps ("Twice the stage 0b").
    */
   extraPictures: number;
   /** Training sentences per family before the cap (0 = all); tests use a handful. */
@@ -197,7 +205,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 2400,
+  steps: 2000,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -214,14 +222,14 @@ const A_BASE: Stage0aConfig = {
 };
 
 const B_BASE: Stage0bConfig = {
-  steps: 3300,
+  steps: 4500,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 50,
   gradClip: 1,
   checkpointEvery: 50,
   reasonFraction: 1,
-  extraPictures: 0,
+  extraPictures: 1,
   limitPerFamily: 0,
   vocabOverflow: 'drop-rarest',
   evalPerSplit: 100,
@@ -238,9 +246,10 @@ const B_BASE: Stage0bConfig = {
 /**
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
- * quiet cores): 0a ~0.12 s/step at batch 8, 0v ~0.07 s/step at batch 32, 0b ~0.22 s/step
- * at batch 16 with the grounding losses, so 0a (2400 steps) + 0v (2500) + 0b (3300) take
- * ~20 min of the 30-minute `npm start` (README, "The main job").
+ * quiet cores): 0a ~0.12 s/step at batch 8, 0v ~0.07 s/step at batch 32, 0b ~0.2 s/step
+ * at batch 16 with the grounding losses, so 0a (2000 steps) + 0v (2500) + 0b (4500) take
+ * ~22 min of the 30-minute `npm start` (README, "The main job"). tiny and paper draw no
+ * extra pictures (`extraPictures` needs the generated benchmark; paper may run on real data).
  *
  * 0b has the most of it because it is what the rest waits on: its box's reading of the
  * picture keeps growing from 2000 to 3000-4000 steps (docs/stage0b-grounding.md, "Longer"),
@@ -252,11 +261,8 @@ const B_BASE: Stage0bConfig = {
  * 0a at batch 8 x 300 steps beat batch 16 x 150 (same compute) on held-out box mIoU, 0.31 vs
  * 0.17: the SAM first collapses to empty masks and leaves that plateau after a number of
  * STEPS (~100), not of samples; 500 steps reach 0.57, 800 steps 0.67 (barely past the
- * fill-the-box mask, 0.64); the quick default's 2400 and what they are worth to stage 1:
- * `Stage0aConfig.steps`. Some of 0a's minutes came from 0b's (3500 steps before 5353c24):
- * 200 fewer steps of 0b cost stage 1 ~0.2 points of cIoU by the slope of "Twice the stage
- * 0b" (measured: -0.2 and -3.0 at two seeds, a 0b of another length being another draw of
- * it; docs/stage0b-grounding.md, "A longer stage 0a").
+ * fill-the-box mask, 0.64); what more steps are worth to stage 1:
+ * `Stage0aConfig.steps`.
  *
  * paper: longer runs.
  */
@@ -264,13 +270,13 @@ export const DEFAULT_PRETRAIN: Record<PresetName, PretrainConfig> = {
   tiny: {
     stage0a: { ...A_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitImages: 4, evalInstances: 8 },
     stage0v: { ...V_BASE, steps: 4, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, evalImages: 4 },
-    stage0b: { ...B_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, limitPerFamily: 8, evalPerSplit: 4, evalBatch: 4 },
+    stage0b: { ...B_BASE, steps: 6, batchSize: 4, warmupSteps: 1, checkpointEvery: 2, extraPictures: 0, limitPerFamily: 8, evalPerSplit: 4, evalBatch: 4 },
   },
   quick: { stage0a: A_BASE, stage0v: V_BASE, stage0b: B_BASE },
   paper: {
     stage0a: { ...A_BASE, steps: 4000, batchSize: 16, warmupSteps: 200, checkpointEvery: 200, evalInstances: 1000 },
     stage0v: { ...V_BASE, batchSize: 64, warmupSteps: 200, checkpointEvery: 200, evalImages: 1000 },
-    stage0b: { ...B_BASE, steps: 6000, batchSize: 32, warmupSteps: 300, checkpointEvery: 200, evalPerSplit: 0 },
+    stage0b: { ...B_BASE, steps: 6000, batchSize: 32, warmupSteps: 300, checkpointEvery: 200, extraPictures: 0, evalPerSplit: 0 },
   },
 };
 
