@@ -61,12 +61,12 @@ export type { StageRunOptions } from './stage_io';
 /** Stage 0a: mini-SAM pretraining on every instance with box / point prompts. */
 export interface Stage0aConfig {
   /**
-   * Optimiser steps (quick: 2000, ~4 min of the 30-minute main job). Stage 1's masks are this
+   * Optimiser steps (quick: 1800, ~3.5 min of the 30-minute main job). Stage 1's masks are this
    * SAM's decoding: 800, 1600 and 2400 steps give a held-out box-prompt mIoU of 0.667, 0.754
    * and 0.799, and stage 1 from one stage 0 with each of those SAMs a ten-split cIoU mean of
    * 26.1, 28.7 and 29.3 (seed 1, 800 and 2400 steps: 0.587 and 0.784, 22.1 and 25.8;
    * docs/stage0b-grounding.md, "A longer stage 0a"). 2400 until the longer stage 0b: its
-   * last 400 steps are worth ~0.3 points by that curve, and their ~0.8 min went to 0b,
+   * last 600 steps are worth ~0.4 points by that curve, and their ~1.2 min went to 0b,
    * whose boxes stage 1 turns into more (`Stage0bConfig.steps`).
    */
   steps: number;
@@ -101,11 +101,13 @@ export interface Stage0aConfig {
 /** Stage 0b: MLLM supervised fine-tuning on the LENS answer format. */
 export interface Stage0bConfig {
   /**
-   * Optimiser steps (quick: 4500, ~15 min of the main job, the largest share; still well below
-   * saturation). 4500 on twice the pictures (`extraPictures` 1) against the 3300 on the
-   * benchmark alone before: greedy box Acc@0.5 over the ten evaluation splits 17.6% -> 27.8%
-   * at seed 0, and with stage 1 at 600 steps (`AlignConfig.steps`: from this 0b it needs them)
-   * a stage-1 cIoU mean over every sentence of 29.5 -> 33.2 (README, "The main job").
+   * Optimiser steps (quick: 4000, ~14 min of the main job, the largest share; still well below
+   * saturation). Measured at 4500 on twice the pictures (`extraPictures` 1) against the 3300
+   * on the benchmark alone before: greedy box Acc@0.5 over the ten evaluation splits +9-10
+   * points at three seeds, and with stage 1 at 600 steps (`AlignConfig.steps`: from this 0b
+   * it needs them) a stage-1 cIoU mean over every sentence +3.7 to +5.0 points
+   * (docs/stage0b-grounding.md, "A longer stage 0b, read by a longer stage 1"). 4000 so that
+   * the main job keeps its 30 minutes on a slow day of this machine (README, "The main job").
    */
   steps: number;
   /** Sentences per step. */
@@ -134,8 +136,8 @@ export interface Stage0bConfig {
    * RefCOCO-like and ReasonSeg-like training pictures, every sentence of them; never a val or
    * test picture). Stage 0b stands in for a VLM pretrained on far more than one benchmark.
    * `reasonFraction` applies to these too; the tokenizer is fitted on the benchmark alone.
-   * Not in the paper (stage 0 is ours). quick: 1, so that 4500 steps of 16 see each of the
-   * ~20k training sentences ~3.6 times rather than the benchmark's ~10k 7 times. At 3300
+   * Not in the paper (stage 0 is ours). quick: 1, so that 4000 steps of 16 see each of the
+   * ~20k training sentences ~3.2 times rather than the benchmark's ~10k 6.4 times. At 3300
    * steps, 4 more gave stage 1 a ten-split cIoU mean of 27.4 against 26.4 at seed 0 and 25.0
    * against 28.5 at seed 1, within what one seed of 0b moves (docs/stage0b-grounding.md,
    * "More pictures"); more pictures go with more steps ("Twice the stage 0b").
@@ -205,7 +207,7 @@ export interface PretrainConfig {
 }
 
 const A_BASE: Stage0aConfig = {
-  steps: 2000,
+  steps: 1800,
   batchSize: 8,
   lr: 1e-3,
   warmupSteps: 20,
@@ -222,7 +224,7 @@ const A_BASE: Stage0aConfig = {
 };
 
 const B_BASE: Stage0bConfig = {
-  steps: 4500,
+  steps: 4000,
   batchSize: 16,
   lr: 1e-3,
   warmupSteps: 50,
@@ -247,8 +249,8 @@ const B_BASE: Stage0bConfig = {
  * Defaults per preset. tiny: a handful of steps on a handful of images (tests).
  * quick: step counts set from step times measured here (wasm + native kernels, two
  * quiet cores): 0a ~0.12 s/step at batch 8, 0v ~0.07 s/step at batch 32, 0b ~0.2 s/step
- * at batch 16 with the grounding losses, so 0a (2000 steps) + 0v (2500) + 0b (4500) take
- * ~22 min of the 30-minute `npm start` (README, "The main job"). tiny and paper draw no
+ * at batch 16 with the grounding losses, so 0a (1800 steps) + 0v (2500) + 0b (4000) take
+ * ~20 min of the 30-minute `npm start` (README, "The main job"). tiny and paper draw no
  * extra pictures (`extraPictures` needs the generated benchmark; paper may run on real data).
  *
  * 0b has the most of it because it is what the rest waits on: its box's reading of the
