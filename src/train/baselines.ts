@@ -127,9 +127,9 @@ const OPTIM_RULES = {
  * the seg loss sits at the empty-mask plateau ~0.67), while 1:1 reaches gIoU 18.4
  * (100 sentences each). LISA trains for far longer, where the weighting matters less.
  * `--config '{"bceWeight": 2, "diceWeight": 0.5}'` restores LISA's weights.
- * Longer, from the main job's stage 0 (ten-split cIoU mean; 120 steps: 18.2): 480 steps 20.2
- * (1 min); 1920 steps on the same 1,200 sentences 16.7, over-fitted; 1920 on all ~10,000
- * (`limitPerFamily` 0) 22.3, in 4.8 min, still far below stage 1 (29.3): a fixed answer leaves
+ * Longer, from the main job's stage 0 of `5b21c42` (ten-split cIoU mean; 120 steps: 18.2): 480
+ * steps 20.2 (1 min); 1920 steps on the same 1,200 sentences 16.7, over-fitted; 1920 on all
+ * ~10,000 (`limitPerFamily` 0) 22.3, in 4.8 min, still far below that job's stage 1 (29.3): a fixed answer leaves
  * the [SEG] state to find the target with no reasoning or box to lean on, and the job's 30
  * minutes have no room for it (README, "The main job").
  */

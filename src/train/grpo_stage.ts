@@ -79,8 +79,8 @@ export interface GrpoStageConfig extends RolloutSettings {
   steps: number;
   /**
    * Peak lr, linear decay (official 3e-6 for a pretrained 3B model at many more steps).
-   * quick runs a few hundred steps, in which 3e-6 moves a small model's weights by ~1e-4
-   * (80 steps): nothing measurable. quick: 2e-5, measured from one stage 1 against 1e-5 and 5e-5 (80
+   * quick runs 80 steps, in which 3e-6 moves a small model's weights by ~1e-4: nothing
+   * measurable. quick: 2e-5, measured from one stage 1 against 1e-5 and 5e-5 (80
    * steps of 2 prompts, 16 sentences per family): the reward's gain over the stage-1 policy by quarter was
    * +0.02 .. +0.09, +0.04 .. +0.12 and +0.06 .. +0.25, and held-out cIoU (mean of ten splits)
    * 0.4, 0.7 and 1.2 points below stage 1's (from a later, stronger stage 1, 1e-5 raised the
@@ -148,8 +148,8 @@ export interface GrpoStageConfig extends RolloutSettings {
    * (`rewardGain`). The prompts change every step, and at P = 2-4 their difficulty moves the
    * per-step reward more than a run's learning does (a frozen policy's reward moved 0.14
    * between quarters of an 80-step run); the same prompts under the stage-1 policy cancel
-   * that. Logging only (the loss does not see it); costs a second set of rollouts, which
-   * quick spends on more steps instead (DEFAULT_GRPO). Not in the official trainer.
+   * that. Logging only (the loss does not see it); costs a second set of rollouts, so quick
+   * leaves it off (DEFAULT_GRPO). Not in the official trainer.
    */
   logReferenceReward: boolean;
   /**
