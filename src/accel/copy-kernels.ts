@@ -40,8 +40,9 @@ export function makeGather(stock: tf.KernelFunc) {
     const out = backend.makeOutput([...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)], x.dtype);
     if (outer * n * inner === 0) return out;
     const heap = new Int32Array(heapBuffer(backend)); // 4-byte elements: float32 moved as bits
-    const xBase = offsetOf(backend, x) >> 2;
-    const outBase = offsetOf(backend, out) >> 2;
+    // element offsets by division: the heap grows to 4 GiB, and `>> 2` is negative past 2 GiB
+    const xBase = offsetOf(backend, x) / 4;
+    const outBase = offsetOf(backend, out) / 4;
     for (let o = 0; o < outer; o++) {
       for (let j = 0; j < n; j++) {
         const src = xBase + (o * dim + picked[j]) * inner;
@@ -65,8 +66,8 @@ export function makeTile(stock: tf.KernelFunc) {
     const out = backend.makeOutput(outShape, x.dtype);
     if (tf.util.sizeFromShape(outShape) === 0) return out;
     const heap = new Int32Array(heapBuffer(backend));
-    const xBase = offsetOf(backend, x) >> 2;
-    const outBase = offsetOf(backend, out) >> 2;
+    const xBase = offsetOf(backend, x) / 4;
+    const outBase = offsetOf(backend, out) / 4;
     const xStride = tf.util.computeStrides(x.shape);
     const last = x.shape[rank - 1]!;
     const lastReps = reps[rank - 1]!;
