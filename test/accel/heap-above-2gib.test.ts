@@ -27,17 +27,18 @@ const offset = (t: tf.Tensor) => offsetOf(tf.backend() as unknown as WasmBackend
 describe('wasm kernels above 2 GiB of heap', () => {
   it('GatherV2 copies the rows it names', () => {
     const x = tf.tensor2d(Array.from({ length: 4 * 20 }, (_, i) => i), [4, 20]); // rows of 20: block copies
+    const idx = tf.tensor1d([3, 0, 3], 'int32');
     expect(offset(x)).toBeGreaterThan(TWO_GIB);
-    const y = tf.gather(x, tf.tensor1d([3, 0, 3], 'int32'));
+    const y = tf.gather(x, idx);
     const rows = x.arraySync();
     expect(y.arraySync()).toEqual([rows[3], rows[0], rows[3]]);
-    tf.dispose([x, y]);
+    tf.dispose([x, idx, y]);
   });
 
   it('Tile repeats its input', () => {
     const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
     expect(offset(x)).toBeGreaterThan(TWO_GIB);
-    const y = tf.tile(x, [2, 6]); // rows of 18: block copies
+    const y = tf.tile(x, [2, 6]); // copies of x's rows of 3: the element-by-element path
     const row = (r: number[]) => Array.from({ length: 6 }, () => r).flat();
     expect(y.arraySync()).toEqual([row([1, 2, 3]), row([4, 5, 6]), row([1, 2, 3]), row([4, 5, 6])]);
     tf.dispose([x, y]);
